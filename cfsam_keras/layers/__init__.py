@@ -1,0 +1,32 @@
+"""Layers: CFSAM, the SE / CBAM / ECA baselines and SSD's L2Normalization.
+
+CFSAM and the baselines share one interface: a list of feature maps
+`[B, H_i, W_i, C_i]` in, a list of maps of the same shapes and dtypes out.
+They are written in `keras.layers` and `keras.ops` only, with no backend-specific
+code (the tests run them under TensorFlow and JAX).
+"""
+
+from cfsam_keras.layers.attention_module import ATTENTION_MODULES, attention_module
+from cfsam_keras.layers.cbam import CBAM
+from cfsam_keras.layers.cfsam import CFSAM
+from cfsam_keras.layers.eca import ECA, eca_kernel_size
+from cfsam_keras.layers.l2_normalization import L2Normalization
+from cfsam_keras.layers.multi_level import MultiLevelLayer
+from cfsam_keras.layers.spatial import adaptive_average_pool, sine_position_encoding
+from cfsam_keras.layers.squeeze_excitation import SqueezeExcitation
+from cfsam_keras.layers.transformer import CrossLevelEncoderLayer
+
+__all__ = [
+    "ATTENTION_MODULES",
+    "CBAM",
+    "CFSAM",
+    "CrossLevelEncoderLayer",
+    "ECA",
+    "L2Normalization",
+    "MultiLevelLayer",
+    "SqueezeExcitation",
+    "adaptive_average_pool",
+    "attention_module",
+    "eca_kernel_size",
+    "sine_position_encoding",
+]
