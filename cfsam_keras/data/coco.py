@@ -1,0 +1,156 @@
+"""COCO-format detection datasets (annotation JSON + image folder), via pycocotools."""
+
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+
+from cfsam_keras.data.image_check import check_images
+from cfsam_keras.data.report import DROPPED, FIXED, SKIPPED, InputReport
+from cfsam_keras.data.source import Source, clean_boxes, records_from_lists
+
+
+class CocoSource(Source):
+    """A `Source` read from a COCO annotation file; see `coco`.
+
+    Extra attributes, for COCO scoring with the original ids:
+        annotation_file: path of the JSON file.
+        image_dir: the image folder.
+        category_ids: list, contiguous class index -> original COCO category id.
+        coco: the ``pycocotools.coco.COCO`` object of the annotation file.
+        image_files: dict, image id -> image path (usable images only).
+    """
+
+
+def _load_coco(annotation_file):
+    from pycocotools.coco import COCO
+
+    if not os.path.isfile(annotation_file):
+        raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
+    try:
+        with open(annotation_file, encoding="utf-8") as f:
+            dataset = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{annotation_file}: not a valid JSON file ({e}).") from None
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(dataset.get(key), list):
+            raise ValueError(f"{annotation_file}: missing or invalid '{key}' list (not a COCO detection file).")
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco.createIndex()
+    return coco
+
+
+def coco(annotation_file, image_dir, strict=False, verify="header"):
+    """Reads a COCO-format detection dataset.
+
+    Category ids are mapped to contiguous classes ``0..C-1`` in increasing id
+    order (``source.category_ids`` maps back). Crowd annotations are kept
+    with ``is_crowd=True`` (training pipelines leave them out of targets).
+    Images without annotations are kept (valid negatives).
+
+    Odd input is handled as follows (`InputReport`, logged as one line):
+    images that are missing, empty, truncated or unreadable, whose size differs
+    from the JSON, or with an annotation that has no usable ``bbox``, a
+    negative width/height or an unknown category are *skipped*; zero-area
+    boxes and annotations of unknown images are *dropped*; boxes partly
+    outside the image are *clipped*; grayscale/CMYK/RGBA/misnamed files are
+    decoded to RGB (*fixed*). With ``strict=True`` anything skipped or dropped
+    raises `BadInputError` naming the file.
+
+    Args:
+        annotation_file: the ``instances_*.json`` file.
+        image_dir: folder the ``file_name`` entries are relative to.
+        strict: raise instead of skipping.
+        verify: "header" (cheap check of each image) or "full" (decode each).
+
+    Returns:
+        A `CocoSource`.
+
+    Example:
+    >>> source = coco("data/instances_val.json", "data/val")
+    >>> source.class_names, source.category_ids
+    """
+    annotation_file = os.fspath(annotation_file)
+    image_dir = os.fspath(image_dir)
+    if not os.path.isdir(image_dir):
+        raise FileNotFoundError(f"COCO image folder not found: {image_dir}")
+    name = f"coco({os.path.basename(annotation_file)})"
+    report = InputReport(name, strict=strict)
+    gt = _load_coco(annotation_file)
+
+    categories = sorted(gt.dataset["categories"], key=lambda c: c["id"])
+    category_ids = [int(c["id"]) for c in categories]
+    class_of = {cid: i for i, cid in enumerate(category_ids)}
+    images = sorted(gt.dataset["images"], key=lambda im: im["id"])
+    known_ids = {im["id"] for im in images}
+    for ann in gt.dataset["annotations"]:
+        if ann.get("image_id") not in known_ids:
+            report.add(annotation_file, f"annotation {ann.get('id')} points at unknown image id {ann.get('image_id')}", DROPPED)
+
+    paths = [os.path.join(image_dir, im["file_name"]) for im in images]
+    infos = check_images(paths, verify=verify)
+    out = {"paths": [], "boxes": [], "classes": [], "ids": [], "crowd": []}
+    for im, path, info in zip(images, paths, infos):
+        if not info.ok:
+            report.add(path, info.error, SKIPPED)
+            continue
+        declared = (im.get("width"), im.get("height"))
+        if declared != (None, None) and declared != (info.width, info.height):
+            report.add(path, f"image is {info.width}x{info.height} but {os.path.basename(annotation_file)} says {declared[0]}x{declared[1]}", SKIPPED)
+            continue
+        parsed = _parse_annotations(gt.imgToAnns.get(im["id"], []), class_of)
+        if isinstance(parsed, str):
+            report.add(path, parsed, SKIPPED)
+            continue
+        xyxy, classes, crowd = parsed
+        for fix in info.fixes:
+            report.add(path, fix, FIXED)
+        boxes, keep = clean_boxes(path, xyxy, info.width, info.height, report)
+        out["paths"].append(path)
+        out["boxes"].append(boxes)
+        out["classes"].append(classes[keep])
+        out["crowd"].append(crowd[keep])
+        out["ids"].append(int(im["id"]))
+
+    source = CocoSource(
+        name,
+        [str(c.get("name", c["id"])) for c in categories],
+        records_from_lists(out["paths"], out["boxes"], out["classes"], out["ids"], is_crowd=out["crowd"]),
+        len(out["paths"]),
+        report,
+    )
+    source.annotation_file = annotation_file
+    source.image_dir = image_dir
+    source.category_ids = category_ids
+    source.coco = gt
+    source.image_files = dict(zip(out["ids"], out["paths"]))
+    report.log()
+    return source
+
+
+def _parse_annotations(anns, class_of):
+    """(xyxy [N,4], classes [N], is_crowd [N]) of one image, or why it is unusable."""
+    xyxy, classes, crowd = [], [], []
+    for ann in anns:
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
+            return f"annotation {ann.get('id')} has no usable bbox ({bbox!r})"
+        x, y, w, h = (float(v) for v in bbox)
+        if not np.all(np.isfinite([x, y, w, h])):
+            return f"annotation {ann.get('id')} has a non-finite bbox {bbox}"
+        if w < 0 or h < 0:
+            return f"annotation {ann.get('id')} has a negative width or height (bbox {bbox})"
+        if ann.get("category_id") not in class_of:
+            return f"annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
+        xyxy.append([x, y, x + w, y + h])
+        classes.append(class_of[ann["category_id"]])
+        crowd.append(bool(ann.get("iscrowd", 0)))
+    return (
+        np.asarray(xyxy, np.float64).reshape(-1, 4),
+        np.asarray(classes, np.int32),
+        np.asarray(crowd, bool),
+    )

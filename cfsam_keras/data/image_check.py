@@ -1,0 +1,100 @@
+"""A cheap check of image files before they enter a tf.data pipeline.
+
+TensorFlow's decoder stops the whole pipeline on a file it cannot decode, and
+after the fact it cannot say which file it was. So file-based sources check
+every image when they are built: it exists, is not empty, has a header Pillow
+recognises in a format TensorFlow decodes, and (JPEG, PNG) ends with its
+end-of-image marker, which catches truncated files without decoding them.
+``verify="full"`` decodes each image with Pillow instead (exact, slow).
+"""
+
+import concurrent.futures
+import os
+
+from PIL import Image
+
+# Formats tf.io.decode_image reads, and the extensions that name them.
+_TF_FORMATS = {"JPEG": (".jpg", ".jpeg", ".jpe"), "PNG": (".png",), "GIF": (".gif",), "BMP": (".bmp",)}
+_RGB_MODES = ("RGB",)
+
+
+class ImageInfo:
+    """Result of `check_image`: ``ok``, the (width, height), and what is odd.
+
+    ``error`` is None for a usable file, otherwise why it cannot be used.
+    ``fixes`` lists the odd-but-readable properties (converted on decode).
+    """
+
+    __slots__ = ("path", "width", "height", "error", "fixes")
+
+    def __init__(self, path, width=0, height=0, error=None, fixes=()):
+        self.path = path
+        self.width = width
+        self.height = height
+        self.error = error
+        self.fixes = tuple(fixes)
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+def _tail(path, n=32):
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - n))
+        return f.read()
+
+
+def check_image(path, verify="header"):
+    """Checks one image file cheaply (``verify="header"``) or fully (``"full"``).
+
+    Args:
+        path: the image file.
+        verify: "header" (header + end marker) or "full" (Pillow decodes it).
+
+    Returns:
+        An `ImageInfo`.
+
+    Example:
+    >>> check_image("missing.jpg").error
+    'missing file'
+    """
+    if verify not in ("header", "full"):
+        raise ValueError(f"verify must be 'header' or 'full'; received {verify!r}.")
+    if not os.path.isfile(path):
+        return ImageInfo(path, error="missing file")
+    if os.path.getsize(path) == 0:
+        return ImageInfo(path, error="empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            fmt, mode, (width, height) = im.format, im.mode, im.size
+            if verify == "full":
+                im.load()
+    except Exception as e:  # Pillow raises many types for unreadable files
+        return ImageInfo(path, error=f"unreadable image ({type(e).__name__}: {e})")
+    if fmt not in _TF_FORMATS:
+        return ImageInfo(path, error=f"unsupported image format {fmt}")
+    if width < 1 or height < 1:
+        return ImageInfo(path, error=f"image has no pixels ({width}x{height})")
+    tail = _tail(path).rstrip(b"\x00")
+    if fmt == "JPEG" and not tail.endswith(b"\xff\xd9"):
+        return ImageInfo(path, error="truncated JPEG (no end-of-image marker)")
+    if fmt == "PNG" and b"IEND" not in tail:
+        return ImageInfo(path, error="truncated PNG (no IEND chunk)")
+    fixes = []
+    if not path.lower().endswith(_TF_FORMATS[fmt]):
+        fixes.append(f"{fmt} data under a {os.path.splitext(path)[1] or 'missing'} extension, decoded as {fmt}")
+    if mode not in _RGB_MODES:
+        fixes.append(f"{mode} image converted to RGB")
+    return ImageInfo(path, width, height, fixes=fixes)
+
+
+def check_images(paths, verify="header", num_threads=8):
+    """`check_image` over many files, in threads (the work is mostly I/O)."""
+    paths = list(paths)
+    if len(paths) < 64:
+        return [check_image(p, verify) for p in paths]
+    with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
+        return list(pool.map(lambda p: check_image(p, verify), paths))
