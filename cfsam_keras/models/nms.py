@@ -1,0 +1,161 @@
+"""Per-class non-maximum suppression, as SSD's (TensorFlow backend only)."""
+
+import keras
+
+#: ``"combined"``: ``tf.image.combined_non_max_suppression`` (fast on CPU and GPU).
+#: ``"class_offset"``: one ``NonMaxSuppressionV5`` per image over boxes shifted apart by
+#: class, which keeps classes apart exactly as per-class NMS does and maps to TFLite's
+#: builtin NON_MAX_SUPPRESSION_V5 op.
+NMS_METHODS = ("combined", "class_offset")
+
+
+@keras.saving.register_keras_serializable(package="cfsam_keras")
+class PerClassNMS(keras.layers.Layer):
+    """Per-class NMS of decoded SSD boxes: boxes of different classes never suppress each other.
+
+    For every object class, boxes scoring above ``score_threshold`` are kept greedily in
+    score order unless they overlap a kept box of that class by more than
+    ``iou_threshold``; of all kept boxes the ``max_detections`` best are returned. This is
+    the inference of the SSD reference (score 0.01, IoU 0.45, top 200). Both methods give
+    the same result; the layer runs on the TensorFlow backend only.
+
+    Args:
+        score_threshold: float, minimum class probability of a detection.
+        iou_threshold: float, IoU above which a lower-scored box of the same class is
+            dropped.
+        max_detections: int, detections kept per image (K).
+        method: ``"combined"`` or ``"class_offset"`` (see ``NMS_METHODS``).
+        clip_boxes: bool, clip returned boxes to [0, 1].
+
+    Call arguments:
+        boxes: float ``[B, A, 4]`` rel_xyxy.
+        scores: float ``[B, A, num_classes + 1]``, class probabilities with column 0 =
+            background (ignored).
+
+    Returns:
+        Tuple ``(boxes [B, K, 4] rel_xyxy, scores [B, K], classes [B, K] int32 0-based,
+        num_detections [B] int32)``; rows past ``num_detections`` are zeros.
+
+    Example:
+    >>> nms = PerClassNMS(score_threshold=0.3, iou_threshold=0.45, max_detections=10)
+    >>> boxes, scores, classes, num = nms(decoded_boxes, probabilities)
+    """
+
+    def __init__(
+        self,
+        score_threshold=0.01,
+        iou_threshold=0.45,
+        max_detections=200,
+        method="combined",
+        clip_boxes=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1); got {score_threshold!r}")
+        if not 0.0 < iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold!r}")
+        if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
+            raise ValueError(f"max_detections must be a positive int; got {max_detections!r}")
+        if method not in NMS_METHODS:
+            raise ValueError(f"Unknown NMS method {method!r}; expected one of {list(NMS_METHODS)}")
+        self.score_threshold = float(score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.max_detections = max_detections
+        self.method = method
+        self.clip_boxes = bool(clip_boxes)
+
+    def call(self, boxes, scores):
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(
+                "PerClassNMS needs the TensorFlow backend (KERAS_BACKEND=tensorflow); the "
+                f"current backend is {keras.backend.backend()!r}. The SSD300 model itself "
+                "runs on every backend."
+            )
+        import tensorflow as tf
+
+        boxes = tf.cast(boxes, tf.float32)
+        scores = tf.cast(scores, tf.float32)[..., 1:]  # drop the background column
+        yxyx = tf.gather(boxes, [1, 0, 3, 2], axis=-1)
+        if self.method == "combined":
+            out_boxes, out_scores, out_classes, num = self._combined(tf, yxyx, scores)
+        else:
+            out_boxes, out_scores, out_classes, num = self._class_offset(tf, yxyx, scores)
+        out_boxes = tf.gather(out_boxes, [1, 0, 3, 2], axis=-1)  # back to xyxy
+        if self.clip_boxes:
+            out_boxes = tf.clip_by_value(out_boxes, 0.0, 1.0)
+        return out_boxes, out_scores, tf.cast(out_classes, tf.int32), tf.cast(num, tf.int32)
+
+    def _combined(self, tf, yxyx, scores):
+        # A class can hold every one of the max_detections slots, as in the reference.
+        return tf.image.combined_non_max_suppression(
+            yxyx[:, :, None, :],
+            scores,
+            max_output_size_per_class=self.max_detections,
+            max_total_size=self.max_detections,
+            iou_threshold=self.iou_threshold,
+            score_threshold=self.score_threshold,
+            pad_per_class=False,
+            clip_boxes=False,
+        )
+
+    def _class_offset(self, tf, yxyx, scores):
+        k = self.max_detections
+
+        def one_image(inputs):
+            boxes, scores = inputs  # [A, 4], [A, C]
+            num_classes = tf.shape(scores)[1]
+            flat_scores = tf.reshape(scores, [-1])  # index = box * C + class
+            box_index = tf.repeat(tf.range(tf.shape(boxes)[0]), num_classes)
+            class_index = tf.tile(tf.range(num_classes), [tf.shape(boxes)[0]])
+            candidates = tf.gather(boxes, box_index)
+            # Shift each class by more than the span of all boxes so classes never overlap.
+            span = tf.reduce_max(boxes) - tf.reduce_min(boxes) + 1.0
+            shifted = candidates + (tf.cast(class_index, tf.float32) * span)[:, None]
+            selected, selected_scores, valid = tf.raw_ops.NonMaxSuppressionV5(
+                boxes=shifted,
+                scores=flat_scores,
+                max_output_size=k,
+                iou_threshold=self.iou_threshold,
+                score_threshold=self.score_threshold,
+                soft_nms_sigma=0.0,
+                pad_to_max_output_size=True,
+            )
+            mask = tf.range(k) < valid
+            out_boxes = tf.where(mask[:, None], tf.gather(candidates, selected), 0.0)
+            out_scores = tf.where(mask, selected_scores, 0.0)
+            out_classes = tf.where(mask, tf.gather(class_index, selected), 0)
+            return out_boxes, out_scores, out_classes, valid
+
+        return tf.map_fn(
+            one_image,
+            (yxyx, scores),
+            fn_output_signature=(
+                tf.TensorSpec([k, 4], tf.float32),
+                tf.TensorSpec([k], tf.float32),
+                tf.TensorSpec([k], tf.int32),
+                tf.TensorSpec([], tf.int32),
+            ),
+        )
+
+    def compute_output_spec(self, boxes, scores):
+        batch, k = boxes.shape[0], self.max_detections
+        return (
+            keras.KerasTensor((batch, k, 4), dtype="float32"),
+            keras.KerasTensor((batch, k), dtype="float32"),
+            keras.KerasTensor((batch, k), dtype="int32"),
+            keras.KerasTensor((batch,), dtype="int32"),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "score_threshold": self.score_threshold,
+                "iou_threshold": self.iou_threshold,
+                "max_detections": self.max_detections,
+                "method": self.method,
+                "clip_boxes": self.clip_boxes,
+            }
+        )
+        return config

@@ -1,0 +1,169 @@
+"""The SSD300 model builder and reading default boxes back from a model."""
+
+import keras
+
+from cfsam_keras.models.heads import SSDPredictions
+from cfsam_keras.models.heads import prediction_heads
+from cfsam_keras.models.mobilenet_v2 import mobilenet_v2_source_maps
+from cfsam_keras.models.preprocessing import CaffePreprocessing
+from cfsam_keras.models.preprocessing import mobilenet_preprocessing
+from cfsam_keras.models.vgg16 import vgg16_feature_sizes
+from cfsam_keras.models.vgg16 import vgg16_source_maps
+from cfsam_keras.models.weights import load_backbone_weights
+
+#: Backbones and the keyword arguments each takes in ``backbone_kwargs``.
+BACKBONES = {"vgg16": (), "mobilenet_v2": ("alpha", "extra_channels")}
+
+#: Attention modules placed between the source maps and the heads.
+ATTENTIONS = ("none", "cfsam", "se", "cbam", "eca")
+
+
+def _check_arguments(num_classes, backbone, attention, input_size, backbone_kwargs):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(
+            f"num_classes must be a positive int (object classes, background not "
+            f"counted); got {num_classes!r}"
+        )
+    if backbone not in BACKBONES:
+        raise ValueError(f"Unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
+    if attention not in ATTENTIONS:
+        raise ValueError(f"Unknown attention {attention!r}; expected one of {list(ATTENTIONS)}")
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 32:
+        raise ValueError(f"input_size must be an int >= 32; got {input_size!r}")
+    unknown = set(backbone_kwargs) - set(BACKBONES[backbone])
+    if unknown:
+        raise ValueError(
+            f"backbone_kwargs {sorted(unknown)} are not understood by backbone "
+            f"{backbone!r}; it takes {list(BACKBONES[backbone]) or 'none'}"
+        )
+
+
+def SSD300(
+    num_classes,
+    backbone="vgg16",
+    attention="cfsam",
+    input_size=300,
+    anchor_preset="voc",
+    backbone_weights=None,
+    attention_kwargs=None,
+    backbone_kwargs=None,
+):
+    """Builds an SSD300 detector with an attention module before its heads.
+
+    Args:
+        num_classes: int, number of object classes (background not counted).
+        backbone: ``"vgg16"`` (SSD's modified VGG16, the published SSD300) or
+            ``"mobilenet_v2"`` (``keras.applications.MobileNetV2`` at strides 16 and 32
+            plus four extra blocks; small and fast, for CPUs and phones).
+        attention: ``"none"``, ``"cfsam"``, ``"se"``, ``"cbam"`` or ``"eca"``: the module
+            applied to the six source maps before the heads.
+        input_size: int, side of the square input. For ``"vgg16"`` at least 268; the
+            default boxes follow the sizes of the built source maps.
+        anchor_preset: ``"voc"`` or ``"coco"``, the default-box sizes
+            (``cfsam_keras.anchors.PRESETS``).
+        backbone_weights: ``None`` (random), ``"imagenet"`` (through
+            ``keras.applications``; needs internet the first time), or the path of a
+            ``.weights.h5`` file of this whole SSD model or of the ``keras.applications``
+            backbone (``VGG16(include_top=False)`` / ``MobileNetV2(include_top=False,
+            alpha=...)``); which one is detected from the file's array shapes.
+        attention_kwargs: optional dict of keyword arguments for the attention module.
+        backbone_kwargs: optional dict; ``"mobilenet_v2"`` takes ``alpha`` (width
+            multiplier, default 1.0) and ``extra_channels`` (four ints, default
+            ``(512, 256, 256, 128)``); ``"vgg16"`` takes none.
+
+    Returns:
+        A functional ``keras.Model``: input float32 ``[B, input_size, input_size, 3]``, RGB
+        in [0, 255] (the backbone's preprocessing happens inside); output
+        ``[B, A, 4 + num_classes + 1]``, the encoded box offsets of the A default boxes
+        then class logits, index 0 = background. Its last layer, ``"predictions"``, holds
+        ``num_classes`` and ``anchor_config`` in its config.
+
+    Example:
+    >>> model = SSD300(num_classes=20, attention="none")
+    >>> model.output_shape
+    (None, 8732, 25)
+    """
+    from cfsam_keras.anchors import anchor_config
+    from cfsam_keras.anchors import boxes_per_location
+
+    backbone_kwargs = dict(backbone_kwargs or {})
+    attention_kwargs = dict(attention_kwargs or {})
+    _check_arguments(num_classes, backbone, attention, input_size, backbone_kwargs)
+    if backbone == "vgg16":
+        vgg16_feature_sizes(input_size)  # raises early for too small inputs
+
+    images = keras.Input(shape=(input_size, input_size, 3), name="images")
+    if backbone == "vgg16":
+        sources = vgg16_source_maps(CaffePreprocessing(name="preprocessing")(images))
+    else:
+        sources = mobilenet_v2_source_maps(mobilenet_preprocessing()(images), **backbone_kwargs)
+
+    feature_sizes = [int(s.shape[1]) for s in sources]
+    config = anchor_config(anchor_preset, input_size, feature_sizes)
+
+    if attention != "none":
+        from cfsam_keras.layers import attention_module
+
+        sources = attention_module(attention, **attention_kwargs)(sources)
+
+    maps = prediction_heads(sources, boxes_per_location(config["aspect_ratios"]), num_classes)
+    outputs = SSDPredictions(num_classes, config, name="predictions")(maps)
+    name = f"ssd{input_size}_{backbone}" + ("" if attention == "none" else f"_{attention}")
+    model = keras.Model(images, outputs, name=name)
+    load_backbone_weights(
+        model, backbone_weights, backbone, alpha=backbone_kwargs.get("alpha", 1.0)
+    )
+    return model
+
+
+def _find_predictions_layer(model):
+    for layer in model.layers:
+        if isinstance(layer, SSDPredictions):
+            return layer
+        if isinstance(layer, keras.Model):
+            found = _find_predictions_layer(layer)
+            if found is not None:
+                return found
+    return None
+
+
+def model_config(model):
+    """``num_classes`` and ``anchor_config`` of an SSD model (or of a detector built on one).
+
+    Args:
+        model: a model from ``SSD300`` or ``detector``, freshly built or reloaded.
+
+    Returns:
+        Dict with ``num_classes`` (int) and ``anchor_config`` (dict).
+
+    Raises:
+        ValueError: if the model has no ``SSDPredictions`` layer.
+    """
+    layer = _find_predictions_layer(model)
+    if layer is None:
+        raise ValueError(
+            f"Model {model.name!r} has no SSDPredictions layer; is it an SSD300 model?"
+        )
+    return {"num_classes": layer.num_classes, "anchor_config": dict(layer.anchor_config)}
+
+
+def model_default_boxes(model):
+    """The default boxes of an SSD model, from its config (no rebuilding, no weights).
+
+    Works on a freshly built model, a reloaded ``.keras`` model and a detector.
+
+    Args:
+        model: a model from ``SSD300`` or ``detector``.
+
+    Returns:
+        ``np.float32 [A, 4]`` default boxes, ``"rel_center_xywh"``, in the order of the
+        model's output.
+
+    Example:
+    >>> model = SSD300(num_classes=20, attention="none")
+    >>> model_default_boxes(model).shape
+    (8732, 4)
+    """
+    from cfsam_keras.anchors import default_boxes
+
+    return default_boxes(**model_config(model)["anchor_config"])
