@@ -16,6 +16,7 @@ All randomness comes from ``seed`` (shape [2]), so results are reproducible
 whatever the tf.data parallelism.
 """
 
+import numpy as np
 import tensorflow as tf
 
 #: SSD's fill value for expand: the (R, G, B) ImageNet mean of the reference code.
@@ -65,13 +66,18 @@ def photometric_distortion(image, seed, valid=None):
     sat = tf.where(_coin(seeds[5]), _uniform(seeds[6], minval=0.5, maxval=1.5), one)
     hue = tf.where(_coin(seeds[7]), _uniform(seeds[8], minval=-18.0, maxval=18.0), 0.0)
 
-    # brightness, then contrast if it comes first: one affine pass
+    # brightness, then contrast if it comes first: one affine pass (skipped
+    # when it is the identity: x * 1 + 0 is x exactly)
     first = tf.where(contrast_first, alpha, one)
-    out = tf.clip_by_value(image * first + delta * first, 0.0, 255.0)
+    identity = tf.logical_and(tf.equal(first, 1.0), tf.equal(delta, 0.0))
+    out = tf.cond(identity, lambda: image, lambda: image * first + delta * first)
+    out = tf.clip_by_value(out, 0.0, 255.0)
     out = tf.cond(tf.not_equal(sat, 1.0), lambda: _scale_saturation(out, sat), lambda: out)
     # TF's fused HSV kernel (scale-invariant, so it works on 0..255 directly)
     out = tf.cond(tf.not_equal(hue, 0.0), lambda: tf.image.adjust_hue(out, hue / 360.0), lambda: out)
-    out = tf.clip_by_value(out * tf.where(contrast_first, one, alpha), 0.0, 255.0)
+    last = tf.where(contrast_first, one, alpha)
+    out = tf.cond(tf.equal(last, 1.0), lambda: out, lambda: out * last)
+    out = tf.clip_by_value(out, 0.0, 255.0)
     if valid is not None:
         out = tf.where(valid, out, image)
     return out
@@ -83,12 +89,17 @@ def _scale_saturation(image, factor):
     With hue and value fixed, every channel is ``max - S * max * g(hue)``, so
     scaling S scales each channel's distance to the pixel's max channel; the
     result equals ``tf.image.adjust_saturation`` without the HSV round trip.
+    Runs on channel planes (``[3, H, W]``): per-channel broadcasts and
+    reductions over the 3-wide last axis are several times slower in
+    TensorFlow's CPU kernels than the two transposes.
     """
-    high = tf.reduce_max(image, axis=-1, keepdims=True)
-    low = tf.reduce_min(image, axis=-1, keepdims=True)
+    red, green, blue = tf.unstack(tf.transpose(image, [2, 0, 1]))
+    high = tf.maximum(tf.maximum(red, green), blue)
+    low = tf.minimum(tf.minimum(red, green), blue)
     factor = tf.minimum(factor, tf.math.divide_no_nan(high, high - low))
     factor = tf.where(high > low, factor, 1.0)
-    return high - factor * (high - image)
+    planes = [high - factor * (high - plane) for plane in (red, green, blue)]
+    return tf.transpose(tf.stack(planes), [1, 2, 0])
 
 
 def _box_iou(boxes, windows):
@@ -226,14 +237,22 @@ def _window_part(image, window, size, read_rect=None):
 
 
 def _place(part, paddings, size, flip, fill_value):
-    """Pads ``part`` with ``fill_value`` to ``size``, mirrored when ``flip``."""
-    fill = tf.constant(fill_value, tf.float32)
-    out_w = size[1]
-    flipped = tf.stack([paddings[0], tf.stack([paddings[1, 1], paddings[1, 0]]), paddings[2]])
-    paddings = tf.where(flip, flipped, paddings)
+    """Pads ``part`` with ``fill_value`` to ``size``, mirrored when ``flip``.
+
+    The fill comes from slices of a constant canvas joined to ``part`` by
+    concatenation (copies only): ``tf.pad`` pads with a scalar, and padding
+    ``part - fill`` then adding ``fill`` back costs two broadcasts over the
+    whole image.
+    """
+    fill = np.asarray(fill_value, np.float32)
+    canvas = tf.constant(np.broadcast_to(fill, (size[0], size[1], fill.size)).copy())
+    left, right = paddings[1, 0], paddings[1, 1]
+    left, right = tf.where(flip, right, left), tf.where(flip, left, right)
     part = tf.cond(tf.convert_to_tensor(flip), lambda: tf.reverse(part, [1]), lambda: part)
-    out = tf.pad(part - fill, paddings) + fill
-    out.set_shape([size[0], out_w, None])
+    rows = tf.shape(part)[0]
+    middle = tf.concat([canvas[:rows, :left], part, canvas[:rows, :right]], axis=1)
+    out = tf.concat([canvas[: paddings[0, 0]], middle, canvas[: paddings[0, 1]]], axis=0)
+    out.set_shape([size[0], size[1], fill.size])
     return out
 
 

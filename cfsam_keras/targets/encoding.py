@@ -2,8 +2,9 @@
 
 import tensorflow as tf
 
+from cfsam_keras.targets.matching import anchor_rows
 from cfsam_keras.targets.matching import corners_to_center
-from cfsam_keras.targets.matching import match
+from cfsam_keras.targets.matching import match_rows
 
 
 def encode(gt_boxes, gt_classes, anchors, iou_threshold=0.5, variances=(0.1, 0.2)):
@@ -39,10 +40,10 @@ def encode(gt_boxes, gt_classes, anchors, iou_threshold=0.5, variances=(0.1, 0.2
         raise ValueError(f"iou_threshold must be in (0, 1]; received {iou_threshold!r}.")
     gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
     gt_classes = tf.cast(tf.convert_to_tensor(gt_classes), tf.int32)
-    anchors = tf.convert_to_tensor(anchors, tf.float32)
     _check_rank_and_width(gt_boxes, "gt_boxes", rank=2, width=4)
     _check_rank_and_width(gt_classes, "gt_classes", rank=1)
-    _check_rank_and_width(anchors, "anchors", rank=2, width=4)
+    _check_rank_and_width(tf.convert_to_tensor(anchors, tf.float32), "anchors", rank=2, width=4)
+    corner_rows, centre_rows = anchor_rows(anchors)
     checks = [
         tf.debugging.assert_equal(
             tf.shape(gt_boxes)[0],
@@ -54,27 +55,27 @@ def encode(gt_boxes, gt_classes, anchors, iou_threshold=0.5, variances=(0.1, 0.2
         ),
     ]
     with tf.control_dependencies(checks):
-        matched = match(gt_boxes, anchors, iou_threshold)
+        matched = match_rows(gt_boxes, corner_rows, iou_threshold)
     positive = matched >= 0
 
-    # A spare last row keeps the gather valid when there is no ground truth;
-    # background rows are zeroed below anyway.
-    padded_boxes = tf.concat([gt_boxes, [[0.0, 0.0, 1.0, 1.0]]], axis=0)
-    padded_classes = tf.concat([gt_classes, [-1]], axis=0)
+    # One gather of (cx, cy, w, h, class + 1) per default box, then [5, A]
+    # rows so every op runs along A. A spare last row (class 0) keeps the
+    # gather valid when there is no ground truth and serves background boxes;
+    # their offsets are zeroed below.
+    table = tf.concat([corners_to_center(gt_boxes), tf.cast(gt_classes, tf.float32)[:, None] + 1.0], axis=1)
+    table = tf.concat([table, [[0.5, 0.5, 1.0, 1.0, 0.0]]], axis=0)
     index = tf.where(positive, matched, tf.shape(gt_boxes)[0])
-    boxes = corners_to_center(tf.gather(padded_boxes, index))
-    classes = tf.gather(padded_classes, index) + 1
+    rows = tf.transpose(tf.gather(table, index))  # [5, A]
 
     offsets = tf.concat(
         [
-            (boxes[:, :2] - anchors[:, :2]) / (centre_variance * anchors[:, 2:]),
-            tf.math.log(boxes[:, 2:] / anchors[:, 2:]) / size_variance,
+            (rows[:2] - centre_rows[:2]) / (centre_variance * centre_rows[2:]),
+            tf.math.log(rows[2:4] / centre_rows[2:]) / size_variance,
         ],
-        axis=-1,
+        axis=0,
     )
-    offsets = tf.where(positive[:, None], offsets, 0.0)
-    classes = tf.where(positive, classes, 0)
-    return tf.concat([offsets, tf.cast(classes, tf.float32)[:, None]], axis=-1)
+    offsets = tf.where(positive[None, :], offsets, 0.0)
+    return tf.transpose(tf.concat([offsets, rows[4:]], axis=0))
 
 
 def _check_variances(variances):
