@@ -23,10 +23,10 @@ demo: $(STAMP)
 	$(BIN)/python recipes/demo.py --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile
 
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs

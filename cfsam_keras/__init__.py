@@ -23,3 +23,9 @@ __version__ = "0.1.0"
 #: The one box convention inside the library (a ``keras.utils.bounding_boxes``
 #: format string): normalised (xmin, ymin, xmax, ymax) in [0, 1].
 BOX_FORMAT = "rel_xyxy"
+
+# Importing the package registers its layers and loss with Keras, so that
+# `keras.saving.load_model` finds them after a plain `import cfsam_keras`.
+from cfsam_keras import layers as _layers  # noqa: E402,F401
+from cfsam_keras import losses as _losses  # noqa: E402,F401
+from cfsam_keras import models as _models  # noqa: E402,F401

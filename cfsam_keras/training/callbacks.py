@@ -1,0 +1,280 @@
+"""Callbacks for ``model.fit``: atomic checkpoints, resumable backups, NaN guard."""
+
+import glob
+import json
+import math
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+
+class TrainingDivergedError(RuntimeError):
+    """Raised when the training loss becomes NaN or infinite."""
+
+
+def atomic_save_model(model, filepath):
+    """Saves ``model`` as ``.keras`` so that ``filepath`` is never half-written.
+
+    The model is written to a temporary file in the same directory, then moved
+    over ``filepath`` with ``os.replace`` (atomic on POSIX and Windows).
+    """
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        model.save(tmp, overwrite=True)
+        os.replace(tmp, filepath)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_json(data, filepath):
+    """Writes ``data`` as JSON to ``filepath`` through a temporary file."""
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, filepath)
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``.keras`` files are never half-written.
+
+    Differences from Keras' callback:
+
+    - the model is saved to a temporary file and moved in place (``os.replace``),
+      so a process killed while saving leaves the previous checkpoint intact;
+    - with ``save_best_only=True``, an epoch whose logs lack ``monitor`` (the
+      evaluation callback runs only every N epochs) saves nothing, instead of
+      overwriting the best model;
+    - with ``save_best_only=True`` the best value is kept in
+      ``<filepath>.json`` and read back when training resumes.
+
+    Args:
+        filepath: path of the ``.keras`` file (may hold ``{epoch}`` fields).
+        monitor: the log key to compare with ``save_best_only``.
+        mode: ``"max"``, ``"min"`` or ``"auto"``.
+        save_best_only: keep only the best model by ``monitor``.
+        verbose: 1 to print a line when the model is saved.
+
+    Example:
+
+    >>> best = AtomicModelCheckpoint(
+    ...     "run/checkpoints/best.keras", monitor="val_AP50", mode="max",
+    ...     save_best_only=True)
+    """
+
+    def __init__(self, filepath, monitor="val_loss", mode="auto", save_best_only=False, verbose=0):
+        super().__init__(
+            filepath,
+            monitor=monitor,
+            mode=mode,
+            save_best_only=save_best_only,
+            verbose=verbose,
+        )
+        self._best_file = self.filepath + ".json"
+
+    def on_train_begin(self, logs=None):
+        if self.save_best_only and os.path.exists(self._best_file):
+            with open(self._best_file) as f:
+                self.best = json.load(f)["best"]
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        if self.save_best_only:
+            current = (logs or {}).get(self.monitor)
+            if current is None or not math.isfinite(float(np.asarray(current))):
+                return False
+        return super()._should_save_model(epoch, batch, logs, filepath)
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, filepath):
+            return
+        atomic_save_model(self.model, filepath)
+        if self.save_best_only:
+            atomic_write_json(
+                {"monitor": self.monitor, "best": float(self.best), "epoch": epoch + 1},
+                self._best_file,
+            )
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` with atomic backups; a killed run resumes exactly.
+
+    Keras' callback overwrites ``latest.weights.h5`` and then its metadata in
+    place: a kill during the write leaves a corrupt file, and a kill between
+    the two leaves weights and epoch number out of step. Here each backup
+    (weights including the optimizer state, and the epoch) is written to a
+    temporary folder that is renamed to ``epoch-NNNNN`` in one atomic step.
+    The newest complete backup is restored at the start of ``fit``; the two
+    newest are kept, so even an unreadable one falls back to the previous
+    epoch. Backups are kept after training (``delete_checkpoint=False``), so a
+    finished run started again with the same folder trains no further epochs.
+
+    Args:
+        backup_dir: folder for the backups, used by nothing else.
+        keep: how many backups to keep (at least 1).
+        delete_checkpoint: delete the backups when training ends normally.
+
+    Example:
+
+    >>> backup = ResumableBackup("run/backup")
+    """
+
+    def __init__(self, backup_dir, keep=2, delete_checkpoint=False):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
+        if keep < 1:
+            raise ValueError(f"`keep` must be >= 1, got {keep}.")
+        self.keep = int(keep)
+        self.restored_epoch = 0
+
+    def _backups(self):
+        paths = glob.glob(os.path.join(self.backup_dir, "epoch-*"))
+        return sorted(p for p in paths if os.path.isdir(p))
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        if not self.model.built:
+            raise ValueError(
+                "ResumableBackup needs a built model; call the model on a batch "
+                "(or build it) before fit()."
+            )
+        errors = []
+        for path in reversed(self._backups()):
+            try:
+                with open(os.path.join(path, "metadata.json")) as f:
+                    metadata = json.load(f)
+                if self.model.optimizer is not None and not self.model.optimizer.built:
+                    self.model.optimizer.build(self.model.trainable_variables)
+                self.model.load_weights(os.path.join(path, "backup.weights.h5"))
+            except (OSError, ValueError, KeyError) as e:
+                errors.append(f"{path}: {e}")
+                continue
+            self.restored_epoch = int(metadata["epoch"])
+            self.model._initial_epoch = self.restored_epoch
+            return
+        if errors:
+            raise OSError("No readable backup in " + self.backup_dir + ": " + "; ".join(errors))
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        final = os.path.join(self.backup_dir, f"epoch-{self._current_epoch:05d}")
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.backup_dir)
+        try:
+            self.model.save_weights(os.path.join(tmp, "backup.weights.h5"), overwrite=True)
+            with open(os.path.join(tmp, "metadata.json"), "w") as f:
+                json.dump({"epoch": self._current_epoch}, f)
+            if os.path.exists(final):
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp)
+        for old in self._backups()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class TerminateOnNaNWithAdvice(keras.callbacks.Callback):
+    """Stops training on a NaN or infinite loss, saying what to change.
+
+    It raises ``TrainingDivergedError`` at once, inside the batch, so the epoch
+    end is never reached: no checkpoint or backup is written from the bad
+    weights and the last good ones stay on disk.
+
+    Args:
+        checkpoint_hint: where the last good checkpoint is (for the message).
+    """
+
+    def __init__(self, checkpoint_hint=None):
+        super().__init__()
+        self.checkpoint_hint = checkpoint_hint
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(np.asarray(loss))
+        if not math.isfinite(loss):
+            where = (
+                f" The last good checkpoint is {self.checkpoint_hint}."
+                if self.checkpoint_hint
+                else ""
+            )
+            raise TrainingDivergedError(
+                f"Training diverged: the loss became {loss} at epoch "
+                f"{self._epoch + 1}, batch {batch + 1}. Lower the learning rate "
+                f"(--lr), keep gradient clipping on (--clipnorm), or lengthen the "
+                f"warm-up (--warmup-epochs).{where}"
+            )
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.model.optimizer is not None:
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
+
+
+class HistoryLogger(keras.callbacks.Callback):
+    """Appends each epoch's logs as one JSON line (all keys, also sparse ones).
+
+    ``CSVLogger`` fixes its columns at the first epoch, so metrics that the
+    evaluation callback adds only every N epochs can be lost there; this file
+    keeps them all, and survives resuming (it is appended to).
+
+    Args:
+        filepath: the ``.jsonl`` file.
+    """
+
+    def __init__(self, filepath):
+        super().__init__()
+        self.filepath = filepath
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        for key, value in (logs or {}).items():
+            try:
+                value = float(np.asarray(value))
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):  # NaN marks "not evaluated this epoch"
+                row[key] = value
+        os.makedirs(os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True)
+        with open(self.filepath, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_history(filepath):
+    """Reads a ``HistoryLogger`` file: one dict per epoch; a later row for the
+    same epoch (an epoch retrained after a kill) replaces the earlier one."""
+    rows = {}
+    if not os.path.exists(filepath):
+        return []
+    with open(filepath) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            rows[int(row["epoch"])] = row
+    return [rows[k] for k in sorted(rows)]

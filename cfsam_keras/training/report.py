@@ -1,0 +1,165 @@
+"""A Markdown report of a training run: metrics table, curves, pictures."""
+
+import os
+
+from cfsam_keras.training.callbacks import read_history
+
+
+def plot_curves(history, out_dir):
+    """Plots the loss and the validation metrics per epoch as PNG files.
+
+    Args:
+        history: rows as returned by ``read_history`` (dicts with ``epoch``).
+        out_dir: where to write ``loss.png`` and ``map.png``.
+
+    Returns:
+        The paths written (``map.png`` only when some row holds a metric
+        ``val_AP``, ``val_AP50``, ``val_AP75`` or ``val_voc_map``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    if not history:
+        return written
+    epochs = [row["epoch"] for row in history]
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("loss", "val_loss"):
+        points = [(row["epoch"], row[key]) for row in history if key in row]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MultiBox loss")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    path = os.path.join(out_dir, "loss.png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+
+    metric_keys = sorted(
+        {k for row in history for k in row if k in ("val_AP", "val_AP50", "val_AP75", "val_voc_map")}
+    )
+    if metric_keys:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key in metric_keys:
+            points = [(row["epoch"], row[key]) for row in history if key in row]
+            ax.plot(*zip(*points), marker="o", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation metric")
+        ax.set_xlim(0.5, max(epochs) + 0.5)
+        ax.set_ylim(0, 1)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        path = os.path.join(out_dir, "map.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def write_report(run_dir, title, metrics, settings=None, images=(), timings=None, notes=()):
+    """Writes ``report.md`` in ``run_dir`` with curves from ``history.jsonl``.
+
+    Args:
+        run_dir: the run folder (holds ``history.jsonl``).
+        title: the report's heading.
+        metrics: dict name -> value, the final evaluation (a table).
+        settings: dict name -> value, the hyper-parameters (a table).
+        images: paths of pictures (e.g. predictions) to show, inside run_dir.
+        timings: dict stage -> seconds.
+        notes: extra Markdown paragraphs.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    history = read_history(os.path.join(run_dir, "history.jsonl"))
+    curves = plot_curves(history, run_dir)
+    lines = [f"# {title}", ""]
+    if metrics:
+        lines += ["## Validation metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
+        lines.append("")
+    if timings:
+        lines += ["## Time", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+        lines.append("")
+    if settings:
+        lines += ["## Settings", "", "| setting | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in settings.items()]
+        lines.append("")
+    if curves:
+        lines += ["## Training curves", ""]
+        lines += [f"![{os.path.basename(p)}]({os.path.relpath(p, run_dir)})" for p in curves]
+        lines.append("")
+    if history:
+        keys = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+        lines += ["## Per epoch", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        for row in history:
+            lines.append("| " + " | ".join(_fmt(row[k]) if k in row else "" for k in keys) + " |")
+        lines.append("")
+    if images:
+        lines += ["## Predictions on validation images", ""]
+        lines += [f"![{os.path.basename(p)}]({os.path.relpath(p, run_dir)})" for p in images]
+        lines.append("")
+    for note in notes:
+        lines += [note, ""]
+    path = os.path.join(run_dir, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+_PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230))
+
+
+def draw_detections(image, boxes, classes, scores, class_names, path, min_score=0.3):
+    """Draws detections on an image and saves it (PIL; Keras' drawing needs OpenCV).
+
+    Args:
+        image: uint8 ``[H, W, 3]`` RGB.
+        boxes: ``[K, 4]`` rel_xyxy.
+        classes: ``[K]`` int, 0-based object classes.
+        scores: ``[K]`` float.
+        class_names: names of the classes.
+        path: the PNG/JPEG file to write.
+        min_score: detections below this score are not drawn.
+
+    Returns:
+        ``path``.
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
+    width, height = image.size
+    scale = max(1, round(256 / max(width, height)))
+    if scale > 1:
+        image = image.resize((width * scale, height * scale), Image.NEAREST)
+        width, height = image.size
+    draw = ImageDraw.Draw(image)
+    for box, cls, score in zip(np.asarray(boxes), np.asarray(classes), np.asarray(scores)):
+        if score < min_score:
+            continue
+        colour = _PALETTE[int(cls) % len(_PALETTE)]
+        x0, y0, x1, y1 = box * [width, height, width, height]
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=2)
+        label = f"{class_names[int(cls)]} {score:.2f}"
+        draw.rectangle([x0, max(0, y0 - 11), x0 + 6 * len(label) + 2, max(0, y0 - 11) + 11], fill=colour)
+        draw.text((x0 + 1, max(0, y0 - 11)), label, fill=(255, 255, 255))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    image.save(path)
+    return path

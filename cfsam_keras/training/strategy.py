@@ -1,0 +1,111 @@
+"""Choosing a ``tf.distribute`` strategy and a mixed-precision policy."""
+
+import json
+import os
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def get_strategy(name="auto", tpu_address=None):
+    """Returns the ``tf.distribute.Strategy`` named by ``name``.
+
+    Args:
+        name: one of ``"auto"`` (``MirroredStrategy`` when more than one GPU is
+            visible, else the default one-device strategy), ``"one_device"``
+            (first GPU if any, else the CPU), ``"mirrored"`` (all local GPUs, or
+            all logical CPUs when there is no GPU), ``"multi_worker"``
+            (``MultiWorkerMirroredStrategy``; the cluster comes from the
+            ``TF_CONFIG`` environment variable) or ``"tpu"``
+            (``TPUStrategy``; ``tpu_address`` or the TPU of the VM).
+        tpu_address: address of the TPU for ``name="tpu"``; ``None`` for a
+            TPU VM's local TPU.
+
+    Returns:
+        A ``tf.distribute.Strategy``.
+
+    Example:
+
+    >>> strategy = get_strategy("one_device")
+    >>> strategy.num_replicas_in_sync
+    1
+    """
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}."
+        )
+    if name == "multi_worker":
+        # Before anything that initialises TensorFlow's runtime (even listing
+        # logical devices): collective ops must be configured at start-up.
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "strategy 'multi_worker' needs the TF_CONFIG environment "
+                "variable (cluster and task of this worker); see the README."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one_device"
+    if name == "one_device":
+        device = gpus[0].name if gpus else "/cpu:0"
+        return tf.distribute.OneDeviceStrategy(device)
+    if name == "mirrored":
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or "")
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def task_info():
+    """Returns ``(task_type, task_index)`` of this process from ``TF_CONFIG``.
+
+    ``("chief", 0)`` when there is no ``TF_CONFIG`` (a single process).
+    """
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    cluster = config.get("cluster", {})
+    task_type = task.get("type", "chief")
+    task_index = int(task.get("index", 0))
+    if task_type == "worker" and "chief" not in cluster and task_index == 0:
+        # Without an explicit chief, worker 0 acts as the chief.
+        return "chief", 0
+    return task_type, task_index
+
+
+def is_chief():
+    """Whether this process writes checkpoints, logs and reports."""
+    return task_info()[0] == "chief"
+
+
+def mixed_precision_policy(strategy):
+    """The mixed-precision policy that suits the devices of ``strategy``.
+
+    ``"mixed_float16"`` on GPU, ``"mixed_bfloat16"`` on TPU and CPU.
+    """
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "mixed_bfloat16"
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+def set_mixed_precision(enabled, strategy):
+    """Sets Keras' global dtype policy; call it before building the model.
+
+    Args:
+        enabled: whether to train in mixed precision.
+        strategy: the strategy the model is trained under.
+
+    Returns:
+        The name of the policy set (``"float32"`` when not enabled).
+    """
+    import keras
+
+    policy = mixed_precision_policy(strategy) if enabled else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy

@@ -1,0 +1,127 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from cfsam_keras.training import (
+    AtomicModelCheckpoint,
+    ResumableBackup,
+    TerminateOnNaNWithAdvice,
+    TrainingDivergedError,
+    build_callbacks,
+    read_history,
+    write_report,
+)
+
+
+def _tiny_model(lr=0.01):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(lr, momentum=0.9), loss="mse")
+    return model
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    return x, x.sum(axis=1, keepdims=True)
+
+
+class _StopAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt  # stands in for a kill between epochs
+
+
+def test_resumable_backup_restores_weights_optimizer_and_epoch(tmp_path):
+    x, y = _data()
+    model = _tiny_model()
+    backup = ResumableBackup(str(tmp_path / "backup"))
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=4, batch_size=4, verbose=0, callbacks=[backup, _StopAt(2)])
+    saved = [w.numpy() for w in model.weights]
+    iterations = int(model.optimizer.iterations.numpy())
+    assert sorted(os.listdir(tmp_path / "backup")) == ["epoch-00001", "epoch-00002"]
+
+    fresh = _tiny_model()
+    history = fresh.fit(
+        x, y, epochs=4, batch_size=4, verbose=0, callbacks=[ResumableBackup(str(tmp_path / "backup"))]
+    )
+    assert history.epoch == [2, 3]  # only the missing epochs run
+    assert iterations == 8
+    # The optimizer state came back too: its step count went on from 8.
+    assert int(fresh.optimizer.iterations.numpy()) == 16
+    assert not np.allclose(fresh.get_weights()[0], saved[0])
+
+
+def test_resumable_backup_falls_back_to_previous_when_newest_is_corrupt(tmp_path):
+    x, y = _data()
+    model = _tiny_model()
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[ResumableBackup(str(tmp_path))])
+    with open(tmp_path / "epoch-00002" / "backup.weights.h5", "wb") as f:
+        f.write(b"garbage")
+    fresh = _tiny_model()
+    backup = ResumableBackup(str(tmp_path))
+    fresh.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[backup])
+    assert backup.restored_epoch == 1
+
+
+def test_atomic_checkpoint_best_only_skips_epochs_without_metric(tmp_path):
+    x, y = _data()
+    model = _tiny_model()
+
+    class FakeMetric(keras.callbacks.Callback):
+        values = {0: 0.3, 2: 0.2}
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch in self.values:
+                logs["val_AP50"] = self.values[epoch]
+
+    path = str(tmp_path / "best.keras")
+    best = AtomicModelCheckpoint(path, monitor="val_AP50", mode="max", save_best_only=True)
+    model.fit(x, y, epochs=3, batch_size=4, verbose=0, callbacks=[FakeMetric(), best])
+    with open(path + ".json") as f:
+        assert json.load(f) == {"monitor": "val_AP50", "best": 0.3, "epoch": 1}
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+    keras.saving.load_model(path)
+
+    # A resumed run reads the best value back: a worse metric does not replace it.
+    model2 = _tiny_model()
+    best2 = AtomicModelCheckpoint(path, monitor="val_AP50", mode="max", save_best_only=True)
+    FakeMetric.values = {0: 0.25}
+    before = os.path.getmtime(path)
+    model2.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[FakeMetric(), best2])
+    assert os.path.getmtime(path) == before
+
+
+def test_nan_guard_raises_with_advice_before_epoch_end(tmp_path):
+    x, y = _data()
+    model = _tiny_model(lr=1e30)
+    callbacks = build_callbacks(str(tmp_path), tensorboard=False)
+    model.fit(x[:4], y[:4], epochs=1, batch_size=4, verbose=0, callbacks=callbacks)  # one good epoch
+    good = keras.saving.load_model(str(tmp_path / "checkpoints" / "last.keras")).get_weights()
+    with pytest.raises(TrainingDivergedError, match="Lower the learning rate"):
+        model.fit(x, y * 1e20, epochs=3, batch_size=4, verbose=0, callbacks=build_callbacks(str(tmp_path), tensorboard=False))
+    after = keras.saving.load_model(str(tmp_path / "checkpoints" / "last.keras")).get_weights()
+    for a, b in zip(good, after):
+        np.testing.assert_array_equal(a, b)
+        assert np.isfinite(a).all()
+
+
+def test_history_and_report(tmp_path):
+    x, y = _data()
+    model = _tiny_model()
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=build_callbacks(str(tmp_path)))
+    rows = read_history(str(tmp_path / "history.jsonl"))
+    assert [r["epoch"] for r in rows] == [1, 2] and "learning_rate" in rows[0]
+    assert (tmp_path / "history.csv").exists()
+    assert os.listdir(tmp_path / "logs")
+    path = write_report(str(tmp_path), "Tiny", {"AP50": 0.5}, settings={"epochs": 2})
+    text = open(path).read()
+    assert "| AP50 | 0.5000 |" in text and "loss.png" in text
+    assert (tmp_path / "loss.png").stat().st_size > 1000

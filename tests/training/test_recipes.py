@@ -1,0 +1,147 @@
+"""End-to-end runs of the recipes and the ``train`` CLI on a tiny built-in dataset."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from training_helpers import DEMO, REPO, TINY, subprocess_env, write_tiny_dataset
+
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("shapes"))
+
+
+def _history(out):
+    from cfsam_keras.training import read_history
+
+    return read_history(os.path.join(out, "history.jsonl"))
+
+
+def test_train_help_lists_recipes():
+    result = subprocess.run(
+        [sys.executable, "-m", "cfsam_keras", "train", "--help"], capture_output=True, text=True, env=subprocess_env(), timeout=120
+    )
+    assert result.returncode == 0
+    for word in ("demo", "voc", "coco", ".json", "--out"):
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "nope"], "unknown recipe 'nope'"),
+        (["train", "missing.py"], "recipe file missing.py does not exist"),
+        (["train", "demo", "--epochs", "0"], "--epochs: must be a positive integer"),
+        (["train", "demo", "--strategy", "warp"], "--strategy: invalid choice"),
+    ],
+)
+def test_train_bad_arguments_give_one_line(argv, message, capsys, monkeypatch):
+    from cfsam_keras.cli import main
+
+    monkeypatch.chdir(REPO)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's exit for a bad flag
+        rc = e.code
+    assert rc != 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_json_config_becomes_recipe_flags(tmp_path):
+    from cfsam_keras.cli.train import config_to_argv
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"recipe": "demo", "epochs": 3, "mixed_precision": True, "jit_compile": False, "decay_epochs": [1, 2]}))
+    assert config_to_argv(str(path)) == ("demo", ["--epochs", "3", "--mixed-precision", "--decay-epochs", "1", "2"])
+
+
+@pytest.mark.slow
+def test_demo_recipe_one_short_epoch_through_cli(tmp_path, shapes_dir):
+    from cfsam_keras.cli import main
+
+    out = str(tmp_path / "run")
+    rc = main(["train", DEMO, "--out", out, "--data-dir", shapes_dir, "--epochs", "1", "--steps-per-epoch", "2", "--eval-every", "1", *TINY])
+    assert rc == 0
+    for name in ("checkpoints/last.keras", "checkpoints/best.keras", "history.csv", "history.jsonl", "config.json", "report.md", "loss.png", "metrics.json", "predictions/val_1.png"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert os.listdir(os.path.join(out, "logs"))
+    (row,) = _history(out)
+    assert row["epoch"] == 1 and "val_AP50" in row and row["loss"] > 0
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert 0.0 <= metrics["AP50"] <= 1.0
+    import keras
+
+    model = keras.saving.load_model(os.path.join(out, "checkpoints", "last.keras"))
+    assert model.output_shape[-1] == 4 + 5 + 1
+
+
+def _optimizer_iterations(backup_folder):
+    import h5py
+
+    with h5py.File(os.path.join(backup_folder, "backup.weights.h5"), "r") as f:
+        return int(f["optimizer/vars/0"][()])
+
+
+@pytest.mark.slow
+def test_sigkill_in_epoch_two_resumes_from_epoch_one(tmp_path, shapes_dir):
+    out = str(tmp_path / "run")
+    steps = 6
+    cmd = [sys.executable, DEMO, "--out", out, "--data-dir", shapes_dir, "--epochs", "3",
+           "--steps-per-epoch", str(steps), "--eval-every", "0", *TINY]
+    log_path = tmp_path / "first.log"
+    log = open(log_path, "w")
+    first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(), cwd=REPO)
+    try:
+        # Kill once epoch 2 has begun (Keras prints "Epoch 2/3" only after every
+        # callback of epoch 1 has run) and its first step is done (the progress
+        # bar shows 1/6): the kill falls between two steps of epoch 2.
+        deadline = time.monotonic() + 600  # a loaded 2-core machine traces slowly
+        while time.monotonic() < deadline and first.poll() is None:
+            _, started, rest = log_path.read_text().partition("Epoch 2/3")
+            if started and f"1/{steps}" in rest:
+                first.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        first.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        log.close()
+    assert first.returncode == -signal.SIGKILL, "the first run was not killed in epoch 2:\n" + log_path.read_text()[-3000:]
+    # Killed inside epoch 2: only epoch 1 is on disk, and the checkpoint is whole.
+    assert [r["epoch"] for r in _history(out)] == [1]
+    assert sorted(os.listdir(os.path.join(out, "backup"))) == ["epoch-00001"]
+    assert _optimizer_iterations(os.path.join(out, "backup", "epoch-00001")) == steps
+    import keras
+
+    import cfsam_keras.layers  # noqa: F401  (register the custom layers for loading)
+    import cfsam_keras.models  # noqa: F401
+
+    keras.saving.load_model(os.path.join(out, "checkpoints", "last.keras"))
+
+    second = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Epoch 1/3" not in second.stdout and "Epoch 2/3" in second.stdout
+    assert [r["epoch"] for r in _history(out)] == [1, 2, 3]
+    assert sorted(os.listdir(os.path.join(out, "backup"))) == ["epoch-00002", "epoch-00003"]
+    # Epoch 1's optimizer state was restored: 3 epochs of steps in all, not 2.
+    assert _optimizer_iterations(os.path.join(out, "backup", "epoch-00003")) == 3 * steps
+    assert os.path.exists(os.path.join(out, "report.md"))
+
+
+def test_missing_dataset_is_one_line(tmp_path, capsys, monkeypatch):
+    from cfsam_keras.cli import main
+
+    monkeypatch.chdir(REPO)
+    rc = main(["train", "voc", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+    assert rc == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "VOC2007 not found under" in lines[0], lines

@@ -1,0 +1,49 @@
+import json
+
+import keras
+import pytest
+
+from cfsam_keras.training import get_strategy, is_chief, set_mixed_precision, task_info
+
+
+def test_auto_on_a_cpu_is_one_device():
+    import tensorflow as tf
+
+    strategy = get_strategy("auto")
+    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    assert strategy.num_replicas_in_sync == 1
+
+
+def test_unknown_strategy_and_missing_tf_config_are_clear(monkeypatch):
+    with pytest.raises(ValueError, match="Unknown strategy 'gpu'"):
+        get_strategy("gpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        get_strategy("multi_worker")
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (None, ("chief", 0)),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, ("chief", 0)),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, ("worker", 1)),
+        ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, ("worker", 0)),
+    ],
+)
+def test_task_info_reads_tf_config(monkeypatch, config, expected):
+    if config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert task_info() == expected
+    assert is_chief() == (expected[0] == "chief")
+
+
+def test_mixed_precision_on_cpu_is_bfloat16():
+    try:
+        assert set_mixed_precision(True, get_strategy("one_device")) == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert set_mixed_precision(False, get_strategy("one_device")) == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
