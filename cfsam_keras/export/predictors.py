@@ -1,0 +1,212 @@
+"""One interface over the three ways to run a detector: Keras, SavedModel, TFLite.
+
+``load_predictor`` gives an object whose ``predict(image)`` takes one RGB uint8
+image ``[H, W, 3]`` of any size and returns its detections as NumPy arrays:
+``boxes`` ``[N, 4]`` normalised ``(xmin, ymin, xmax, ymax)`` of the original
+image (the library's ``rel_xyxy``), ``scores`` ``[N]`` and ``classes`` ``[N]``
+(0-based), best first. All three resize with the same bilinear resize, so they
+see the same pixels (the TFLite input is additionally rounded to uint8).
+The ``cfsam-keras predict`` and ``benchmark`` commands are built on it.
+"""
+
+import os
+
+import numpy as np
+
+from cfsam_keras.export.common import model_class_names
+from cfsam_keras.export.common import model_input_size
+from cfsam_keras.export.common import read_class_names
+from cfsam_keras.export.saved_model import CLASS_NAMES_FILE
+from cfsam_keras.export.saved_model import SERVING_DEFAULT
+from cfsam_keras.export.saved_model import resize_images
+from cfsam_keras.export.tflite import class_names_path
+
+PREDICTOR_KINDS = ("keras", "saved_model", "tflite")
+
+
+def _check_image(image):
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            f"expected one RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}"
+        )
+    return image
+
+
+def _trim(boxes, scores, classes, num):
+    num = int(num)
+    return {
+        "boxes": np.asarray(boxes, np.float32)[:num],
+        "scores": np.asarray(scores, np.float32)[:num],
+        "classes": np.asarray(classes).astype(np.int32)[:num],
+    }
+
+
+class KerasPredictor:
+    """Runs ``cfsam_keras.models.detector(model)`` on one image at a time.
+
+    Args:
+        model: an SSD Keras model (``SSD300``) or the path of a ``.keras`` file.
+        class_names: optional list of names; default: the model's, or generic.
+        score_threshold, iou_threshold, max_detections: as for ``detector``.
+    """
+
+    kind = "keras"
+
+    def __init__(
+        self, model, class_names=None, score_threshold=0.01, iou_threshold=0.45,
+        max_detections=200,
+    ):
+        import keras
+
+        from cfsam_keras.models import detector
+
+        if isinstance(model, (str, os.PathLike)):
+            import cfsam_keras.layers  # noqa: F401  (registers the custom objects)
+            import cfsam_keras.losses  # noqa: F401
+
+            model = keras.saving.load_model(model)
+        self.model = model
+        self.input_size = model_input_size(model)
+        self.class_names = model_class_names(model, class_names)
+        self.detector = detector(
+            model,
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
+            max_detections=max_detections,
+        )
+
+    def preprocess(self, image):
+        """The float32 ``[1, S, S, 3]`` batch the model sees for ``image``."""
+        return resize_images(_check_image(image)[None], self.input_size)
+
+    def predict_preprocessed(self, batch):
+        out = self.detector.predict_on_batch(batch)
+        return _trim(out["boxes"][0], out["scores"][0], out["classes"][0], out["num_detections"][0])
+
+    def predict(self, image):
+        return self.predict_preprocessed(self.preprocess(image))
+
+
+class SavedModelPredictor:
+    """Runs the ``serving_default`` signature of an exported SavedModel.
+
+    Needs only TensorFlow (not ``cfsam_keras``'s model code).
+
+    Args:
+        export_dir: a version folder written by ``export_saved_model``
+            (``exports/NAME/1``).
+    """
+
+    kind = "saved_model"
+
+    def __init__(self, export_dir):
+        import tensorflow as tf
+
+        if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+            raise FileNotFoundError(
+                f"{export_dir} is not a SavedModel folder (no saved_model.pb); pass a "
+                "version folder such as exports/NAME/1"
+            )
+        self._loaded = tf.saved_model.load(export_dir)
+        if SERVING_DEFAULT not in self._loaded.signatures:
+            raise ValueError(f"{export_dir} has no {SERVING_DEFAULT!r} signature")
+        self._serve = self._loaded.signatures[SERVING_DEFAULT]
+        names_file = os.path.join(export_dir, CLASS_NAMES_FILE)
+        self.class_names = read_class_names(names_file) if os.path.isfile(names_file) else None
+        self.input_size = None  # resized inside the signature
+
+    def preprocess(self, image):
+        import tensorflow as tf
+
+        return tf.constant(_check_image(image)[None])
+
+    def predict_preprocessed(self, batch):
+        out = self._serve(images=batch)
+        boxes = out["detection_boxes"].numpy()[0][:, [1, 0, 3, 2]]  # yxyx -> xyxy
+        return _trim(
+            boxes, out["detection_scores"][0], out["detection_classes"][0],
+            out["num_detections"][0],
+        )
+
+    def predict(self, image):
+        return self.predict_preprocessed(self.preprocess(image))
+
+
+class TFLitePredictor:
+    """Runs a ``.tflite`` file from ``export_tflite`` with the LiteRT interpreter.
+
+    Args:
+        path: the ``.tflite`` file.
+        num_threads: interpreter threads; default 1. With more than one thread,
+            LiteRT 2.3.0 (ai-edge-litert) corrupts its heap inside
+            ``TFLite_Detection_PostProcess`` when a class has many candidates
+            (SSD300, 20 classes, K = 200, score threshold 0.01), so more
+            threads are safe only with a high score threshold or a small K.
+    """
+
+    kind = "tflite"
+
+    def __init__(self, path, num_threads=1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such TFLite file: {path}")
+        self.interpreter = Interpreter(
+            model_path=str(path), num_threads=int(num_threads)
+        )
+        self._runner = self.interpreter.get_signature_runner()
+        details = self._runner.get_input_details()["images"]
+        self.input_size = int(details["shape"][1])
+        names_file = class_names_path(str(path))
+        self.class_names = read_class_names(names_file) if os.path.isfile(names_file) else None
+
+    def preprocess(self, image):
+        image = _check_image(image)
+        if image.shape[:2] != (self.input_size, self.input_size):
+            image = resize_images(image[None], self.input_size).numpy()[0]
+            image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+        return image[None]
+
+    def run(self, batch):
+        """All outputs of the TFLite model for a uint8 ``[1, S, S, 3]`` batch."""
+        return self._runner(images=batch)
+
+    def predict_preprocessed(self, batch):
+        out = self.run(batch)
+        boxes = out["detection_boxes"][0][:, [1, 0, 3, 2]]
+        return _trim(
+            boxes, out["detection_scores"][0], out["detection_classes"][0],
+            out["num_detections"][0],
+        )
+
+    def predict(self, image):
+        return self.predict_preprocessed(self.preprocess(image))
+
+
+def load_predictor(kind, path_or_model, **kwargs):
+    """Loads a predictor of the given kind.
+
+    Args:
+        kind: ``"keras"`` (a ``.keras`` file or a model object),
+            ``"saved_model"`` (a SavedModel version folder) or ``"tflite"``
+            (a ``.tflite`` file).
+        path_or_model: what to load.
+        **kwargs: passed to the predictor class.
+
+    Returns:
+        A `KerasPredictor`, `SavedModelPredictor` or `TFLitePredictor`.
+
+    Example:
+
+    >>> predictor = load_predictor("tflite", "exports/ssd300/ssd300.tflite")
+    >>> detections = predictor.predict(image)  # boxes, scores, classes
+    """
+    classes = {
+        "keras": KerasPredictor,
+        "saved_model": SavedModelPredictor,
+        "tflite": TFLitePredictor,
+    }
+    if kind not in classes:
+        raise ValueError(f"kind must be one of {PREDICTOR_KINDS}, got {kind!r}")
+    return classes[kind](path_or_model, **kwargs)

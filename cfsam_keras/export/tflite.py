@@ -1,0 +1,249 @@
+"""TFLite export with decoding and per-class NMS inside, built-in ops only.
+
+The TFLite model takes one RGB image, ``images`` uint8 ``[1, S, S, 3]`` (S the
+model's input size; resize before), and returns
+
+- ``detection_boxes`` float32 ``[1, K, 4]``: normalised ``(ymin, xmin, ymax, xmax)``;
+- ``detection_scores`` float32 ``[1, K]``;
+- ``detection_classes`` int32 ``[1, K]``: 0-based object class ids;
+- ``num_detections`` int32 ``[1]``;
+- ``raw_predictions`` float32 ``[1, A, 4 + num_classes + 1]``: the Keras model's
+  own output (offsets, then logits), for custom post-processing.
+
+Decoding and NMS run in ``TFLite_Detection_PostProcess``, the post-processing
+kernel every TFLite / LiteRT runtime registers by default (the one the TF Object
+Detection API's SSD exports use), so the model needs no Flex (Select TF) ops. It
+decodes SSD's centre-size offsets with scales 1/variance (10, 10, 5, 5) and runs
+regular per-class NMS: per class, scores above ``score_threshold``, greedy NMS
+at ``iou_threshold``, at most K per class, then the top K over all classes, the
+same as SSD's and ``cfsam_keras.models.detector``'s post-processing. TensorFlow
+has no kernel for this op: the traced TF graph holds a placeholder function
+that the converter replaces by the op (``experimental_implements``), so only
+the converted model gives detections.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+from cfsam_keras.export.common import check_tensorflow_backend
+from cfsam_keras.export.common import model_class_names
+from cfsam_keras.export.common import model_input_size
+from cfsam_keras.export.common import model_num_classes
+from cfsam_keras.export.common import write_class_names
+
+QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+OUTPUT_NAMES = (
+    "detection_boxes",
+    "detection_scores",
+    "detection_classes",
+    "num_detections",
+    "raw_predictions",
+)
+
+
+def class_names_path(tflite_path):
+    """Where `export_tflite` writes the class names beside ``tflite_path``."""
+    root, _ = os.path.splitext(tflite_path)
+    return root + ".labels.txt"
+
+
+def _postprocess_attributes(
+    num_classes, score_threshold, iou_threshold, max_detections, variances
+):
+    centre, size = (float(v) for v in variances)
+    attrs = [
+        'name: "TFLite_Detection_PostProcess"',
+        f'attr {{ key: "max_detections" value {{ i: {max_detections} }} }}',
+        'attr { key: "max_classes_per_detection" value { i: 1 } }',
+        f'attr {{ key: "detections_per_class" value {{ i: {max_detections} }} }}',
+        'attr { key: "use_regular_nms" value { b: true } }',
+        f'attr {{ key: "nms_score_threshold" value {{ f: {score_threshold!r} }} }}',
+        f'attr {{ key: "nms_iou_threshold" value {{ f: {iou_threshold!r} }} }}',
+        f'attr {{ key: "y_scale" value {{ f: {1.0 / centre!r} }} }}',
+        f'attr {{ key: "x_scale" value {{ f: {1.0 / centre!r} }} }}',
+        f'attr {{ key: "h_scale" value {{ f: {1.0 / size!r} }} }}',
+        f'attr {{ key: "w_scale" value {{ f: {1.0 / size!r} }} }}',
+        f'attr {{ key: "num_classes" value {{ i: {num_classes} }} }}',
+    ]
+    return " ".join(attrs)
+
+
+def _build_archive(model, anchors, score_threshold, iou_threshold, max_detections, variances):
+    import keras
+    import tensorflow as tf
+
+    input_size = model_input_size(model)
+    num_classes = model_num_classes(model)
+
+    # The op wants (y, x, h, w) orders; ours are (x, y, w, h).
+    yx_order = [1, 0, 3, 2]
+    anchors_yxhw = tf.constant(np.asarray(anchors, np.float32)[:, yx_order])
+
+    @tf.function(
+        experimental_implements=_postprocess_attributes(
+            num_classes, score_threshold, iou_threshold, max_detections, variances
+        )
+    )
+    def detection_postprocess(box_encodings, class_scores, anchors):
+        # Placeholder body: the converter replaces this function by the op.
+        del box_encodings, class_scores, anchors
+        return (
+            tf.constant(0.0, name="boxes"),
+            tf.constant(0.0, name="classes"),
+            tf.constant(0.0, name="scores"),
+            tf.constant(0.0, name="num_detections"),
+        )
+
+    def detect(images):
+        raw = model(tf.cast(images, tf.float32), training=False)
+        raw = tf.cast(raw, tf.float32)
+        offsets = tf.gather(raw[..., :4], yx_order, axis=-1)
+        scores = tf.nn.softmax(raw[..., 4:], axis=-1)
+        boxes, classes, det_scores, num = detection_postprocess(offsets, scores, anchors_yxhw)
+        return {
+            "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
+            "detection_scores": det_scores,
+            "detection_classes": tf.cast(classes, tf.int32),
+            "num_detections": tf.cast(num, tf.int32),
+            "raw_predictions": raw,
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        detect,
+        input_signature=[tf.TensorSpec([1, input_size, input_size, 3], tf.uint8, name="images")],
+    )
+    return archive
+
+
+def _representative_images(representative_data, input_size, limit):
+    """Yields float32 [1, S, S, 3] calibration images from arrays or a dataset."""
+    from cfsam_keras.export.saved_model import resize_images
+
+    count = 0
+    for item in representative_data:
+        if isinstance(item, dict):
+            item = item["images"] if "images" in item else item["image"]
+        elif isinstance(item, (tuple, list)):
+            item = item[0]
+        batch = np.asarray(item)
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.ndim != 4 or batch.shape[-1] != 3:
+            raise ValueError(
+                "representative_data must give RGB images [H, W, 3] or batches "
+                f"[B, H, W, 3], got shape {batch.shape}"
+            )
+        for image in batch:
+            if image.shape[:2] != (input_size, input_size):
+                image = resize_images(image[None], input_size).numpy()[0]
+            image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+            yield [image[None]]
+            count += 1
+            if count >= limit:
+                return
+    if count == 0:
+        raise ValueError("representative_data gave no images")
+
+
+def _convert(converter, quantization, representative_data, input_size, num_calibration_images):
+    import tensorflow as tf
+
+    # Built-in ops only: a model that would need Flex ops fails to convert here.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.representative_dataset = lambda: _representative_images(
+            representative_data, input_size, num_calibration_images
+        )
+    return converter.convert()
+
+
+def export_tflite(
+    model,
+    path,
+    quantization=None,
+    representative_data=None,
+    class_names=None,
+    score_threshold=0.01,
+    iou_threshold=0.45,
+    max_detections=200,
+    variances=(0.1, 0.2),
+    num_calibration_images=100,
+):
+    """Converts an SSD model to a TFLite file with decoding and NMS inside.
+
+    Args:
+        model: an SSD Keras model from ``cfsam_keras.models.SSD300``.
+        path: the ``.tflite`` file to write. The class names go beside it, one a
+            line, in ``<path without .tflite>.labels.txt``.
+        quantization: ``None`` (float32), ``"float16"`` (float16 weights),
+            ``"dynamic"`` (int8 weights, float activations) or ``"int8"`` (int8
+            weights and activations, calibrated on ``representative_data``; ops
+            without an int8 kernel stay float).
+        representative_data: for ``"int8"``: an iterable of RGB images
+            ``[H, W, 3]`` or batches ``[B, H, W, 3]`` (0..255, resized to the
+            model's input size here), or of ``eval_pipeline`` dicts (their
+            ``images``) or ``(images, ...)`` tuples.
+        class_names: list of ``num_classes`` names; default: the model's, else
+            ``"class_0"``, ...
+        score_threshold: minimum class score of a detection.
+        iou_threshold: per-class NMS IoU threshold.
+        max_detections: K, detections per image (padded).
+        variances: SSD's ``(centre, size)`` box-encoding variances.
+        num_calibration_images: at most this many images are used for ``"int8"``.
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    >>> export_tflite(model, "exports/ssd300/ssd300_fp16.tflite", quantization="float16")
+    """
+    import tensorflow as tf
+
+    from cfsam_keras.models import model_default_boxes
+
+    check_tensorflow_backend("export_tflite")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if quantization == "int8" and representative_data is None:
+        raise ValueError(
+            'quantization="int8" needs representative_data (e.g. images of the eval split)'
+        )
+    if not 0.0 <= score_threshold < 1.0 or not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(
+            "score_threshold must be in [0, 1) and iou_threshold in (0, 1], got "
+            f"{score_threshold} and {iou_threshold}"
+        )
+    if int(max_detections) < 1:
+        raise ValueError(f"max_detections must be >= 1, got {max_detections}")
+    class_names = model_class_names(model, class_names)
+    anchors = model_default_boxes(model)
+    input_size = model_input_size(model)
+    archive = _build_archive(
+        model, anchors, float(score_threshold), float(iou_threshold), int(max_detections),
+        variances,
+    )
+    # Through a SavedModel, as Keras' own LiteRT export does: it freezes the
+    # Keras variables into constants.
+    with tempfile.TemporaryDirectory() as saved_model_dir:
+        archive.write_out(saved_model_dir, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        flatbuffer = _convert(converter, quantization, representative_data, input_size,
+                              num_calibration_images)
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp_path = path + ".tmp"
+    with open(tmp_path, "wb") as f:
+        f.write(flatbuffer)
+    os.replace(tmp_path, path)
+    write_class_names(class_names_path(path), class_names)
+    return path

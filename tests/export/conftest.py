@@ -1,0 +1,82 @@
+"""Session fixtures of the export tests: a small trained detector and its exports."""
+
+import numpy as np
+import pytest
+
+from export_helpers import NUM_CLASSES
+from export_helpers import SIZE
+
+
+def _recalibrate_batch_norm(model, images):
+    """Sets BatchNorm moving statistics to those of ``images`` (one forward pass).
+
+    A few dozen training steps leave the moving averages (momentum 0.999 in
+    MobileNetV2) near their initial values, so inference would not show what
+    training learned.
+    """
+    import keras
+
+    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    saved = [l.momentum for l in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(images, training=True)
+    for layer, momentum in zip(layers, saved):
+        layer.momentum = momentum
+
+
+@pytest.fixture(scope="session")
+def shapes_dataset(tmp_path_factory):
+    from cfsam_keras.data import write_builtin_dataset
+
+    out = tmp_path_factory.mktemp("shapes")
+    return write_builtin_dataset(str(out), train=8, val=8, seed=3, image_size=SIZE)
+
+
+@pytest.fixture(scope="session")
+def trained_model(shapes_dataset, tmp_path_factory):
+    """A MobileNetV2 (alpha 0.35) SSD at 96 px, fitted to 8 built-in images.
+
+    Returns (model, path of its .keras file, uint8 train images [8, S, S, 3]).
+    """
+    import keras
+
+    from cfsam_keras.data import BUILTIN_CLASSES
+    from cfsam_keras.data import coco
+    from cfsam_keras.data import eval_pipeline
+    from cfsam_keras.data import train_pipeline
+    from cfsam_keras.losses import MultiBoxLoss
+    from cfsam_keras.models import SSD300
+    from cfsam_keras.models import model_default_boxes
+
+    keras.utils.set_random_seed(7)
+    model = SSD300(
+        NUM_CLASSES, backbone="mobilenet_v2", attention="none", input_size=SIZE,
+        backbone_kwargs={"alpha": 0.35},
+    )
+    source = coco(*shapes_dataset["train"])
+    data = train_pipeline(source, model_default_boxes(model), SIZE, 8, seed=0, augment=False)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=MultiBoxLoss(NUM_CLASSES), jit_compile=False)
+    model.fit(data, steps_per_epoch=60, epochs=1, verbose=0)
+    images = next(iter(eval_pipeline(source, SIZE, 8)))["images"].numpy()
+    _recalibrate_batch_norm(model, images)
+    model.class_names = list(BUILTIN_CLASSES)
+    path = str(tmp_path_factory.mktemp("model") / "small.keras")
+    model.save(path)
+    return model, path, np.round(images).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def saved_model_dir(trained_model, tmp_path_factory):
+    from cfsam_keras.export import export_saved_model
+
+    base = tmp_path_factory.mktemp("exports") / "small"
+    return export_saved_model(trained_model[0], str(base))
+
+
+@pytest.fixture(scope="session")
+def tflite_float32(trained_model, tmp_path_factory):
+    from cfsam_keras.export import export_tflite
+
+    path = str(tmp_path_factory.mktemp("tflite") / "small.tflite")
+    return export_tflite(trained_model[0], path)
