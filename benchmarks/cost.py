@@ -8,7 +8,6 @@ Writes OUT/cost.json and OUT/cost.md and prints the table; then
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -26,7 +25,7 @@ def main(argv=None):
     p.add_argument("--variants", default=None, help="comma-separated row names (default: all)")
     args = p.parse_args(argv)
 
-    from cfsam_keras.benchmarks.cost import cost_benchmark, cost_table, cost_variants
+    from cfsam_keras.benchmarks.cost import cost_benchmark, cost_variants, write_cost_results
 
     variants = cost_variants(args.quick, [n.strip() for n in args.variants.split(",")] if args.variants else None)
     results = cost_benchmark(
@@ -36,13 +35,8 @@ def main(argv=None):
     )
     results["command"] = "python benchmarks/cost.py " + " ".join(
         a if " " not in a else f'"{a}"' for a in (sys.argv[1:] if argv is None else argv))
-    table = cost_table(results)
+    table = write_cost_results(results, args.out)
     print(table)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "cost.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(args.out, "cost.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
     return 0
 
 

@@ -1,7 +1,5 @@
 """``cfsam-keras benchmark --cost``: the cost table of every attention variant."""
 
-import json
-import os
 import sys
 
 
@@ -14,7 +12,7 @@ def run_cost(args):
     timings as flags.
     """
     from cfsam_keras.benchmarks.cost import cost_benchmark
-    from cfsam_keras.benchmarks.cost import cost_table
+    from cfsam_keras.benchmarks.cost import write_cost_results
     from cfsam_keras.benchmarks.cost import cost_variants
 
     runs = 3 if args.quick else 5
@@ -25,14 +23,9 @@ def run_cost(args):
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     results["command"] = "cfsam-keras benchmark --cost" + (" --quick" if args.quick else "") + f" --out {args.out}"
-    table = cost_table(results)
+    table = write_cost_results(results, args.out)
     print(table)
     print(f"Peak float32 matmul: {results['peak_gflops']:.1f} GFLOP/s; "
           f"{results['machine']['cores']} cores ({results['machine']['cpu']}); "
           f"ratios are to the 'none' row of the same backbone.")
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "cost.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(args.out, "cost.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
     return 0

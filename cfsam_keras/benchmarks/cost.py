@@ -10,6 +10,8 @@ its rounds after warm-up. FLOPs are counted by TensorFlow's graph profiler
 """
 
 import dataclasses
+import json
+import os
 import platform
 import statistics
 import time
@@ -521,3 +523,18 @@ def cost_table(results):
             f"| {_achieved(r, 'gflops_per_s', 'peak_fraction')} |"
         )
     return "\n".join(lines)
+
+
+def write_cost_results(results, out_dir):
+    """Writes `cost.json` (the raw results) and `cost.md` (`cost_table`) into `out_dir`.
+
+    Returns:
+        The markdown table.
+    """
+    table = cost_table(results)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "cost.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(out_dir, "cost.md"), "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+    return table
