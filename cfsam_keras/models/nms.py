@@ -5,7 +5,7 @@ import keras
 #: ``"combined"``: ``tf.image.combined_non_max_suppression`` (fast on CPU and GPU).
 #: ``"class_offset"``: one ``NonMaxSuppressionV5`` per image over boxes shifted apart by
 #: class, which keeps classes apart exactly as per-class NMS does and maps to TFLite's
-#: builtin NON_MAX_SUPPRESSION_V5 op.
+#: builtin NON_MAX_SUPPRESSION_V5 op (the TFLite export uses it).
 NMS_METHODS = ("combined", "class_offset")
 
 
@@ -13,11 +13,12 @@ NMS_METHODS = ("combined", "class_offset")
 class PerClassNMS(keras.layers.Layer):
     """Per-class NMS of decoded SSD boxes: boxes of different classes never suppress each other.
 
-    For every object class, boxes scoring above ``score_threshold`` are kept greedily in
-    score order unless they overlap a kept box of that class by more than
-    ``iou_threshold``; of all kept boxes the ``max_detections`` best are returned. This is
-    the inference of the SSD reference (score 0.01, IoU 0.45, top 200). Both methods give
-    the same result; the layer runs on the TensorFlow backend only.
+    For every object class, the ``pre_nms_top_k`` best-scoring boxes above
+    ``score_threshold`` are kept greedily in score order unless they overlap a kept box
+    of that class by more than ``iou_threshold``; of all kept boxes the
+    ``max_detections`` best are returned. This is the inference of the SSD reference
+    (score 0.01, top 400 per class, IoU 0.45, top 200). Both methods give the same
+    result; the layer runs on the TensorFlow backend only.
 
     Args:
         score_threshold: float, minimum class probability of a detection.
@@ -26,6 +27,8 @@ class PerClassNMS(keras.layers.Layer):
         max_detections: int, detections kept per image (K).
         method: ``"combined"`` or ``"class_offset"`` (see ``NMS_METHODS``).
         clip_boxes: bool, clip returned boxes to [0, 1].
+        pre_nms_top_k: int or ``None``: per class, only this many best-scoring boxes
+            enter NMS (SSD's ``top_k: 400``); ``None`` lets every box in.
 
     Call arguments:
         boxes: float ``[B, A, 4]`` rel_xyxy.
@@ -48,6 +51,7 @@ class PerClassNMS(keras.layers.Layer):
         max_detections=200,
         method="combined",
         clip_boxes=True,
+        pre_nms_top_k=400,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -55,8 +59,10 @@ class PerClassNMS(keras.layers.Layer):
             raise ValueError(f"score_threshold must be in [0, 1); got {score_threshold!r}")
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold!r}")
-        if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
+        if not _positive_int(max_detections):
             raise ValueError(f"max_detections must be a positive int; got {max_detections!r}")
+        if pre_nms_top_k is not None and not _positive_int(pre_nms_top_k):
+            raise ValueError(f"pre_nms_top_k must be a positive int or None; got {pre_nms_top_k!r}")
         if method not in NMS_METHODS:
             raise ValueError(f"Unknown NMS method {method!r}; expected one of {list(NMS_METHODS)}")
         self.score_threshold = float(score_threshold)
@@ -64,6 +70,7 @@ class PerClassNMS(keras.layers.Layer):
         self.max_detections = max_detections
         self.method = method
         self.clip_boxes = bool(clip_boxes)
+        self.pre_nms_top_k = pre_nms_top_k
 
     def call(self, boxes, scores):
         if keras.backend.backend() != "tensorflow":
@@ -77,20 +84,31 @@ class PerClassNMS(keras.layers.Layer):
         boxes = tf.cast(boxes, tf.float32)
         scores = tf.cast(scores, tf.float32)[..., 1:]  # drop the background column
         yxyx = tf.gather(boxes, [1, 0, 3, 2], axis=-1)
-        if self.method == "combined":
-            out_boxes, out_scores, out_classes, num = self._combined(tf, yxyx, scores)
+        # Candidates per class: scores [B, C, n] and boxes [B, C, n, 4] (the top k of
+        # each class) or [B, 1, A, 4] (all A boxes, shared by the classes).
+        class_scores = tf.transpose(scores, [0, 2, 1])
+        k, num_boxes = self.pre_nms_top_k, boxes.shape[1]
+        if k is None or (num_boxes is not None and k >= num_boxes):
+            class_boxes = yxyx[:, None]
         else:
-            out_boxes, out_scores, out_classes, num = self._class_offset(tf, yxyx, scores)
+            class_scores, index = tf.math.top_k(class_scores, k=k, sorted=False)
+            class_boxes = tf.gather(yxyx, index, batch_dims=1)
+        if self.method == "combined":
+            out = self._combined(tf, class_boxes, class_scores)
+        else:
+            out = self._class_offset(tf, class_boxes, class_scores)
+        out_boxes, out_scores, out_classes, num = out
         out_boxes = tf.gather(out_boxes, [1, 0, 3, 2], axis=-1)  # back to xyxy
         if self.clip_boxes:
             out_boxes = tf.clip_by_value(out_boxes, 0.0, 1.0)
         return out_boxes, out_scores, tf.cast(out_classes, tf.int32), tf.cast(num, tf.int32)
 
-    def _combined(self, tf, yxyx, scores):
-        # A class can hold every one of the max_detections slots, as in the reference.
+    def _combined(self, tf, class_boxes, class_scores):
+        # Boxes [B, n, C or 1, 4], scores [B, n, C]. A class can hold every one of the
+        # max_detections slots, as in the reference.
         return tf.image.combined_non_max_suppression(
-            yxyx[:, :, None, :],
-            scores,
+            tf.transpose(class_boxes, [0, 2, 1, 3]),
+            tf.transpose(class_scores, [0, 2, 1]),
             max_output_size_per_class=self.max_detections,
             max_total_size=self.max_detections,
             iou_threshold=self.iou_threshold,
@@ -99,22 +117,21 @@ class PerClassNMS(keras.layers.Layer):
             clip_boxes=False,
         )
 
-    def _class_offset(self, tf, yxyx, scores):
+    def _class_offset(self, tf, class_boxes, class_scores):
         k = self.max_detections
 
         def one_image(inputs):
-            boxes, scores = inputs  # [A, 4], [A, C]
-            num_classes = tf.shape(scores)[1]
-            flat_scores = tf.reshape(scores, [-1])  # index = box * C + class
-            box_index = tf.repeat(tf.range(tf.shape(boxes)[0]), num_classes)
-            class_index = tf.tile(tf.range(num_classes), [tf.shape(boxes)[0]])
-            candidates = tf.gather(boxes, box_index)
+            boxes, scores = inputs  # [C or 1, n, 4], [C, n]
+            shape = tf.shape(scores)
+            boxes = tf.reshape(tf.broadcast_to(boxes, tf.concat([shape, [4]], 0)), [-1, 4])
+            classes = tf.reshape(tf.broadcast_to(tf.range(shape[0])[:, None], shape), [-1])
+            scores = tf.reshape(scores, [-1])
             # Shift each class by more than the span of all boxes so classes never overlap.
             span = tf.reduce_max(boxes) - tf.reduce_min(boxes) + 1.0
-            shifted = candidates + (tf.cast(class_index, tf.float32) * span)[:, None]
+            shifted = boxes + (tf.cast(classes, tf.float32) * span)[:, None]
             selected, selected_scores, valid = tf.raw_ops.NonMaxSuppressionV5(
                 boxes=shifted,
-                scores=flat_scores,
+                scores=scores,
                 max_output_size=k,
                 iou_threshold=self.iou_threshold,
                 score_threshold=self.score_threshold,
@@ -122,14 +139,17 @@ class PerClassNMS(keras.layers.Layer):
                 pad_to_max_output_size=True,
             )
             mask = tf.range(k) < valid
-            out_boxes = tf.where(mask[:, None], tf.gather(candidates, selected), 0.0)
+            out_boxes = tf.where(mask[:, None], tf.gather(boxes, selected), 0.0)
             out_scores = tf.where(mask, selected_scores, 0.0)
-            out_classes = tf.where(mask, tf.gather(class_index, selected), 0)
+            out_classes = tf.where(mask, tf.gather(classes, selected), 0)
             return out_boxes, out_scores, out_classes, valid
 
+        if class_boxes.shape[0] == 1:
+            # One image (the TFLite export): no loop, so only builtin TFLite ops.
+            return tuple(t[None] for t in one_image((class_boxes[0], class_scores[0])))
         return tf.map_fn(
             one_image,
-            (yxyx, scores),
+            (class_boxes, class_scores),
             fn_output_signature=(
                 tf.TensorSpec([k, 4], tf.float32),
                 tf.TensorSpec([k], tf.float32),
@@ -156,6 +176,11 @@ class PerClassNMS(keras.layers.Layer):
                 "max_detections": self.max_detections,
                 "method": self.method,
                 "clip_boxes": self.clip_boxes,
+                "pre_nms_top_k": self.pre_nms_top_k,
             }
         )
         return config
+
+
+def _positive_int(value):
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1

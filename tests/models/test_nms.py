@@ -73,6 +73,50 @@ def test_methods_agree_on_random_boxes():
     np.testing.assert_allclose(b0, b1, atol=1e-6)
 
 
+def _reference_nms(boxes, scores, score_threshold, iou_threshold, max_detections, top_k):
+    """SSD's per-class NMS in NumPy, one image: boxes [A, 4] xyxy, scores [A, C + 1]."""
+    kept = []
+    for c in range(1, scores.shape[1]):
+        order = np.argsort(-scores[:, c], kind="stable")[:top_k]
+        order = [i for i in order if scores[i, c] > score_threshold]
+        chosen = []
+        for i in order:
+            lo = np.maximum(boxes[i, :2], boxes[chosen, :2])
+            hi = np.minimum(boxes[i, 2:], boxes[chosen, 2:])
+            inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+            area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)
+            iou = inter / (area(boxes[i]) + area(boxes[chosen]) - inter)
+            if not chosen or iou.max() <= iou_threshold:
+                chosen.append(i)
+        kept += [(scores[i, c], c - 1, i) for i in chosen]
+    kept.sort(key=lambda t: -t[0])
+    return kept[:max_detections]
+
+
+@pytest.mark.parametrize("method", NMS_METHODS)
+@pytest.mark.parametrize("top_k", [None, 7])
+def test_matches_reference_with_pre_nms_top_k(method, top_k):
+    """Per class only the top_k best boxes enter NMS (SSD's top_k: 400), then the K best."""
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 0.7, (2, 60, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0.1, 0.3, (2, 60, 2))], -1).astype("float32")
+    logits = rng.normal(size=(2, 60, 4)) * 2
+    scores = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype("float32")
+    nms = PerClassNMS(score_threshold=0.1, max_detections=12, method=method, pre_nms_top_k=top_k)
+    out_boxes, out_scores, out_classes, num = [np.asarray(t) for t in nms(boxes, scores)]
+    for i in range(2):
+        expected = _reference_nms(boxes[i], scores[i], 0.1, 0.45, 12, top_k or 60)
+        assert int(num[i]) == len(expected) == 12
+        np.testing.assert_allclose(out_scores[i], [e[0] for e in expected], rtol=1e-6)
+        np.testing.assert_array_equal(out_classes[i], [e[1] for e in expected])
+        np.testing.assert_allclose(out_boxes[i], boxes[i][[e[2] for e in expected]], atol=1e-6)
+    if top_k:  # the cut changes the result: more boxes survive without it
+        unlimited = PerClassNMS(score_threshold=0.1, max_detections=200, method=method, pre_nms_top_k=None)
+        limited = PerClassNMS(score_threshold=0.1, max_detections=200, method=method, pre_nms_top_k=top_k)
+        assert int(np.asarray(limited(boxes, scores)[3])[0]) < int(np.asarray(unlimited(boxes, scores)[3])[0])
+        assert int(np.asarray(limited(boxes, scores)[3])[0]) <= 3 * top_k
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -80,6 +124,7 @@ def test_methods_agree_on_random_boxes():
         ({"max_detections": 0}, "max_detections"),
         ({"iou_threshold": 0.0}, "iou_threshold"),
         ({"score_threshold": 1.5}, "score_threshold"),
+        ({"pre_nms_top_k": 0}, "pre_nms_top_k"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
@@ -88,6 +133,7 @@ def test_bad_arguments_raise(kwargs, match):
 
 
 def test_config_round_trip():
-    nms = PerClassNMS(score_threshold=0.2, iou_threshold=0.5, max_detections=7, method="class_offset")
+    nms = PerClassNMS(score_threshold=0.2, iou_threshold=0.5, max_detections=7, method="class_offset",
+                      pre_nms_top_k=50)
     clone = PerClassNMS.from_config(nms.get_config())
     assert clone.get_config() == nms.get_config()
