@@ -7,12 +7,13 @@ from cfsam_keras.models.heads import prediction_heads
 from cfsam_keras.models.mobilenet_v2 import mobilenet_v2_source_maps
 from cfsam_keras.models.preprocessing import CaffePreprocessing
 from cfsam_keras.models.preprocessing import mobilenet_preprocessing
+from cfsam_keras.models.small_vgg import small_vgg_source_maps
 from cfsam_keras.models.vgg16 import vgg16_feature_sizes
 from cfsam_keras.models.vgg16 import vgg16_source_maps
 from cfsam_keras.models.weights import load_backbone_weights
 
 #: Backbones and the keyword arguments each takes in ``backbone_kwargs``.
-BACKBONES = {"vgg16": (), "mobilenet_v2": ("alpha", "extra_channels")}
+BACKBONES = {"vgg16": (), "mobilenet_v2": ("alpha", "extra_channels"), "small_vgg": ("widths",)}
 
 #: Attention modules placed between the source maps and the heads.
 ATTENTIONS = ("none", "cfsam", "se", "cbam", "eca")
@@ -52,9 +53,11 @@ def SSD300(
 
     Args:
         num_classes: int, number of object classes (background not counted).
-        backbone: ``"vgg16"`` (SSD's modified VGG16, the published SSD300) or
+        backbone: ``"vgg16"`` (SSD's modified VGG16, the published SSD300),
             ``"mobilenet_v2"`` (``keras.applications.MobileNetV2`` at strides 16 and 32
-            plus four extra blocks; small and fast, for CPUs and phones).
+            plus four extra blocks; small and fast, for phones) or ``"small_vgg"`` (a
+            small VGG-style stack with BatchNorm at strides 8 .. 256, no ImageNet
+            weights; for training from scratch on a CPU).
         attention: ``"none"``, ``"cfsam"``, ``"se"``, ``"cbam"`` or ``"eca"``: the module
             applied to the six source maps before the heads.
         input_size: int, side of the square input. For ``"vgg16"`` at least 268; the
@@ -69,7 +72,8 @@ def SSD300(
         attention_kwargs: optional dict of keyword arguments for the attention module.
         backbone_kwargs: optional dict; ``"mobilenet_v2"`` takes ``alpha`` (width
             multiplier, default 1.0) and ``extra_channels`` (four ints, default
-            ``(512, 256, 256, 128)``); ``"vgg16"`` takes none.
+            ``(512, 256, 256, 128)``); ``"small_vgg"`` takes ``widths`` (four ints,
+            default ``(24, 48, 96, 192)``); ``"vgg16"`` takes none.
 
     Returns:
         A functional ``keras.Model``: input float32 ``[B, input_size, input_size, 3]``, RGB
@@ -95,6 +99,8 @@ def SSD300(
     images = keras.Input(shape=(input_size, input_size, 3), name="images")
     if backbone == "vgg16":
         sources = vgg16_source_maps(CaffePreprocessing(name="preprocessing")(images))
+    elif backbone == "small_vgg":
+        sources = small_vgg_source_maps(mobilenet_preprocessing()(images), **backbone_kwargs)
     else:
         sources = mobilenet_v2_source_maps(mobilenet_preprocessing()(images), **backbone_kwargs)
 

@@ -9,6 +9,9 @@ import keras
 # weights do not depend on it, and these sizes have ImageNet weights without a warning.
 _REFERENCE_INPUT_SIZE = 224
 
+#: The backbones that have a keras.applications counterpart with ImageNet weights.
+IMAGENET_BACKBONES = ("vgg16", "mobilenet_v2")
+
 
 def reference_backbone(backbone, weights=None, alpha=1.0):
     """The ``keras.applications`` model whose layers SSD's backbone reuses by name.
@@ -97,7 +100,8 @@ def load_backbone_weights(model, backbone_weights, backbone, alpha=1.0):
             backbone, attention, classes, input size; loaded with ``model.load_weights``)
             or those of the ``keras.applications`` backbone (``VGG16(include_top=False)``
             or ``MobileNetV2(include_top=False, alpha=alpha)``, copied by layer name).
-        backbone: ``"vgg16"`` or ``"mobilenet_v2"``.
+        backbone: ``"vgg16"``, ``"mobilenet_v2"`` or ``"small_vgg"`` (no ImageNet
+            weights; a file must hold the whole model's).
         alpha: MobileNetV2's width multiplier.
 
     Returns:
@@ -108,6 +112,12 @@ def load_backbone_weights(model, backbone_weights, backbone, alpha=1.0):
     """
     if backbone_weights is None:
         return None
+    if backbone_weights == "imagenet" and backbone not in IMAGENET_BACKBONES:
+        raise ValueError(
+            f"backbone_weights='imagenet': the {backbone!r} backbone has no ImageNet weights "
+            f"(those exist for {list(IMAGENET_BACKBONES)}); train it from scratch "
+            "(backbone_weights=None) or load a .weights.h5 file of this whole model"
+        )
     if backbone_weights == "imagenet":
         copy_weights_by_name(reference_backbone(backbone, "imagenet", alpha), model)
         return "imagenet"
@@ -131,11 +141,17 @@ def load_backbone_weights(model, backbone_weights, backbone, alpha=1.0):
     if stored == _model_shapes(model):
         model.load_weights(path)
         return "full"
-    reference = reference_backbone(backbone, None, alpha)
-    if stored == _model_shapes(reference):
+    reference = reference_backbone(backbone, None, alpha) if backbone in IMAGENET_BACKBONES else None
+    if reference is not None and stored == _model_shapes(reference):
         reference.load_weights(path)
         copy_weights_by_name(reference, model)
         return "backbone"
+    if reference is None:
+        raise ValueError(
+            f"backbone_weights file {path!r} holds {sum(stored.values())} arrays that do not "
+            f"fit this SSD model ({len(model.weights)} arrays: same backbone, attention, "
+            "num_classes and input size needed)"
+        )
     description = "VGG16(include_top=False)"
     if backbone == "mobilenet_v2":
         description = f"MobileNetV2(include_top=False, alpha={alpha})"

@@ -67,6 +67,33 @@ def test_mobilenet_default_boxes_follow_feature_maps(size, feature_sizes):
     assert model(_images(1, size)).shape == (1, len(expected), 4 + 3 + 1)
 
 
+def test_small_vgg_source_maps_default_boxes_and_round_trip(tmp_path):
+    model = SSD300(
+        3, backbone="small_vgg", attention="cfsam", input_size=192,
+        attention_kwargs={"embed_dim": 16, "num_heads": 2}, backbone_kwargs={"widths": (8, 16, 16, 32)},
+    )
+    heads = [model.get_layer(f"box_head_{i}").output.shape[1] for i in range(6)]
+    assert heads == [24, 12, 6, 3, 2, 1]  # strides 8 .. 256, as SSD300's first maps
+    expected = default_boxes(**anchor_config("voc", 192, heads))
+    np.testing.assert_array_equal(model_default_boxes(model), expected)
+    assert model.get_layer("conv3_2").output.shape[-1] == 16
+    assert model.get_layer("extra4_2").output.shape[1:] == (1, 1, 16)
+    _randomize(model)
+    images = _images(2, 192)
+    path = tmp_path / "small_vgg.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(reloaded(images), model(images), atol=1e-5)
+
+
+def test_small_vgg_refuses_imagenet_and_bad_widths():
+    kwargs = dict(num_classes=3, backbone="small_vgg", attention="none", input_size=64)
+    with pytest.raises(ValueError, match="'small_vgg' backbone has no ImageNet weights"):
+        SSD300(**kwargs, backbone_weights="imagenet")
+    with pytest.raises(ValueError, match="widths must be four ints"):
+        SSD300(**kwargs, backbone_kwargs={"widths": (8, 16)})
+
+
 def test_preprocessing_matches_keras_applications():
     images = _images(2, 128)
     vgg = SSD300(2, attention="none").get_layer("preprocessing")
