@@ -43,9 +43,8 @@ def add_parser(subparsers):
     parser.add_argument("--runs", type=int, default=30, help="timed runs per runtime (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     parser.add_argument(
-        "--threads", type=int, default=1,
-        help="TFLite interpreter threads (default 1: LiteRT 2.3.0's detection post-processing "
-        "crashes with more threads when many boxes pass the score threshold)",
+        "--threads", type=int, default=None,
+        help="TFLite interpreter threads (default: every CPU core, as Keras and the SavedModel use)",
     )
     parser.add_argument(
         "--out", default=os.path.join("runs", "benchmark"),
@@ -98,6 +97,7 @@ def run_latency(args):
     from cfsam_keras.export.latency import RUNTIMES
     from cfsam_keras.export.latency import benchmark_model
     from cfsam_keras.export.latency import latency_table
+    from cfsam_keras.export.latency import latency_targets
 
     if args.runs < 1 or args.warmup < 0:
         raise CLIError("--runs must be >= 1 and --warmup >= 0")
@@ -105,6 +105,7 @@ def run_latency(args):
     runs = min(args.runs, 5) if args.quick else args.runs
     os.makedirs(args.out, exist_ok=True)
     results = {}
+    load_before = os.getloadavg()[0]
     for name, build in _latency_models(args.quick):
         keras.utils.set_random_seed(0)
         model = build()
@@ -118,7 +119,9 @@ def run_latency(args):
     note = (
         f"Median of {runs} single-image runs after {args.warmup} warm-up runs; "
         f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        "random weights, score threshold 0.01, top 200."
+        f"TFLite on {args.threads or os.cpu_count()} thread(s); random weights, score threshold 0.01, "
+        f"top 200; 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after. "
+        + latency_targets(results)
     )
     print(table)
     print(note)

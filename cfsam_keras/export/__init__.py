@@ -6,12 +6,14 @@
 - ``export_tflite(model, path, quantization=None, ...)``: a batch-1 TFLite file
   with decoding and per-class NMS inside (built-in ops only).
 - ``load_predictor(kind, path_or_model)``: run a ``.keras`` model, a SavedModel
-  or a TFLite file on one image through one interface.
+  or a TFLite file on one image through one interface; ``batch_detector(predictor)``
+  runs one over batches (for ``cfsam_keras.evaluation.evaluate_detector``).
 """
 
 from cfsam_keras.export.predictors import KerasPredictor
 from cfsam_keras.export.predictors import SavedModelPredictor
 from cfsam_keras.export.predictors import TFLitePredictor
+from cfsam_keras.export.predictors import batch_detector
 from cfsam_keras.export.predictors import load_predictor
 from cfsam_keras.export.saved_model import SERVING_BYTES
 from cfsam_keras.export.saved_model import SERVING_DEFAULT
@@ -28,6 +30,7 @@ __all__ = [
     "SERVING_DEFAULT",
     "SavedModelPredictor",
     "TFLitePredictor",
+    "batch_detector",
     "class_names_path",
     "export_saved_model",
     "export_tflite",

@@ -69,7 +69,7 @@ def calibration_images(input_size, count=8, seed=0):
 
 
 def benchmark_model(
-    name, model, out_dir, runtimes=RUNTIMES, runs=30, warmup=3, num_threads=1, log=None,
+    name, model, out_dir, runtimes=RUNTIMES, runs=30, warmup=3, num_threads=None, log=None,
 ):
     """Exports ``model`` to every runtime and measures each one's latency.
 
@@ -79,7 +79,7 @@ def benchmark_model(
         out_dir: where the SavedModel and TFLite files are written.
         runtimes: subset of `RUNTIMES`.
         runs, warmup: as for `measure_latency`.
-        num_threads: TFLite interpreter threads (see `TFLitePredictor`).
+        num_threads: TFLite interpreter threads (default: every core).
         log: optional callable taking a progress line.
 
     Returns:
@@ -135,3 +135,27 @@ def latency_table(results):
             cells.append(f"{ms:.1f}{ratio}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+#: Issue targets: TFLite latency as a fraction of the Keras latency of the same model.
+LATENCY_TARGETS = (("TFLite fp32", 0.7), ("TFLite int8", 0.5))
+
+
+def latency_targets(results):
+    """One sentence per model saying which latency targets its measured ratios meet.
+
+    Args:
+        results: dict model name -> dict column title -> latency result.
+    """
+    sentences = []
+    for name, row in results.items():
+        keras_ms = row.get("Keras", {}).get("median_ms")
+        parts = []
+        for title, limit in LATENCY_TARGETS:
+            if keras_ms and title in row:
+                ratio = row[title]["median_ms"] / keras_ms
+                verdict = "meets" if ratio <= limit else "misses"
+                parts.append(f"{title} {ratio:.2f}x Keras ({verdict} <= {limit}x)")
+        if parts:
+            sentences.append(f"{name}: " + ", ".join(parts) + ".")
+    return " ".join(sentences)

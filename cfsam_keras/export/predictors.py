@@ -138,22 +138,19 @@ class TFLitePredictor:
 
     Args:
         path: the ``.tflite`` file.
-        num_threads: interpreter threads; default 1. With more than one thread,
-            LiteRT 2.3.0 (ai-edge-litert) corrupts its heap inside
-            ``TFLite_Detection_PostProcess`` when a class has many candidates
-            (SSD300, 20 classes, K = 200, score threshold 0.01), so more
-            threads are safe only with a high score threshold or a small K.
+        num_threads: interpreter threads; default: every CPU core, as the Keras
+            and SavedModel predictors use.
     """
 
     kind = "tflite"
 
-    def __init__(self, path, num_threads=1):
+    def __init__(self, path, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no such TFLite file: {path}")
         self.interpreter = Interpreter(
-            model_path=str(path), num_threads=int(num_threads)
+            model_path=str(path), num_threads=int(num_threads or os.cpu_count() or 1)
         )
         self._runner = self.interpreter.get_signature_runner()
         details = self._runner.get_input_details()["images"]
@@ -210,3 +207,48 @@ def load_predictor(kind, path_or_model, **kwargs):
     if kind not in classes:
         raise ValueError(f"kind must be one of {PREDICTOR_KINDS}, got {kind!r}")
     return classes[kind](path_or_model, **kwargs)
+
+
+def batch_detector(predictor):
+    """A predictor as a detector over batches, e.g. for ``evaluate_detector``.
+
+    Args:
+        predictor: from `load_predictor`.
+
+    Returns:
+        A callable: images float32 ``[B, S, S, 3]`` (RGB 0..255 at the model's input
+        size, as ``cfsam_keras.data.eval_pipeline`` gives them) -> dict of ``boxes``
+        ``[B, K, 4]`` rel_xyxy, ``scores``, ``classes``, ``num_detections``, padded to
+        the largest count of the batch. SavedModel and TFLite get the images rounded to
+        uint8 (their input type); Keras gets them as they are.
+
+    Example:
+
+    >>> tflite = batch_detector(load_predictor("tflite", "ssd.tflite"))
+    >>> evaluate_detector(tflite, val_source, input_size=300)["coco"]["AP50"]
+    """
+
+    def run(images):
+        outs = []
+        for image in np.asarray(images):
+            if predictor.kind == "keras":
+                batch = image[None].astype(np.float32)
+            else:
+                batch = predictor.preprocess(np.clip(np.round(image), 0, 255).astype(np.uint8))
+            outs.append(predictor.predict_preprocessed(batch))
+        k = max([len(o["scores"]) for o in outs] + [1])
+
+        def pad(key, shape):
+            return np.stack([
+                np.concatenate([o[key], np.zeros((k - len(o[key]),) + shape, o[key].dtype)])
+                for o in outs
+            ])
+
+        return {
+            "boxes": pad("boxes", (4,)),
+            "scores": pad("scores", ()),
+            "classes": pad("classes", ()),
+            "num_detections": np.array([len(o["scores"]) for o in outs], np.int32),
+        }
+
+    return run

@@ -139,6 +139,7 @@ def export_saved_model(
     score_threshold=0.01,
     iou_threshold=0.45,
     max_detections=200,
+    pre_nms_top_k=400,
 ):
     """Writes an SSD model as a TF Serving SavedModel ``export_dir/<version>/``.
 
@@ -156,6 +157,8 @@ def export_saved_model(
         score_threshold: minimum class score of a detection.
         iou_threshold: per-class NMS IoU threshold.
         max_detections: K, detections per image (padded).
+        pre_nms_top_k: per class, only this many best boxes enter NMS (as
+            ``cfsam_keras.models.detector``).
 
     Returns:
         The path of the written version folder.
@@ -185,6 +188,7 @@ def export_saved_model(
         score_threshold=score_threshold,
         iou_threshold=iou_threshold,
         max_detections=max_detections,
+        pre_nms_top_k=pre_nms_top_k,
     )
 
     os.makedirs(export_dir, exist_ok=True)

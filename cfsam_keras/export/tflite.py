@@ -10,16 +10,12 @@ model's input size; resize before), and returns
 - ``raw_predictions`` float32 ``[1, A, 4 + num_classes + 1]``: the Keras model's
   own output (offsets, then logits), for custom post-processing.
 
-Decoding and NMS run in ``TFLite_Detection_PostProcess``, the post-processing
-kernel every TFLite / LiteRT runtime registers by default (the one the TF Object
-Detection API's SSD exports use), so the model needs no Flex (Select TF) ops. It
-decodes SSD's centre-size offsets with scales 1/variance (10, 10, 5, 5) and runs
-regular per-class NMS: per class, scores above ``score_threshold``, greedy NMS
-at ``iou_threshold``, at most K per class, then the top K over all classes, the
-same as SSD's and ``cfsam_keras.models.detector``'s post-processing. TensorFlow
-has no kernel for this op: the traced TF graph holds a placeholder function
-that the converter replaces by the op (``experimental_implements``), so only
-the converted model gives detections.
+Decoding and NMS are the Keras detector's own layers (``DecodePredictions`` and
+``PerClassNMS`` with ``method="class_offset"``) traced into the graph: per class
+the ``pre_nms_top_k`` best boxes (``TOPK_V2``), shifted apart by class and passed
+to one builtin ``NON_MAX_SUPPRESSION_V5``, so the TFLite model runs the same
+post-processing as ``cfsam_keras.models.detector`` and needs no Flex (Select TF)
+or custom ops.
 """
 
 import os
@@ -30,7 +26,6 @@ import numpy as np
 from cfsam_keras.export.common import check_tensorflow_backend
 from cfsam_keras.export.common import model_class_names
 from cfsam_keras.export.common import model_input_size
-from cfsam_keras.export.common import model_num_classes
 from cfsam_keras.export.common import write_class_names
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
@@ -49,64 +44,33 @@ def class_names_path(tflite_path):
     return root + ".labels.txt"
 
 
-def _postprocess_attributes(
-    num_classes, score_threshold, iou_threshold, max_detections, variances
-):
-    centre, size = (float(v) for v in variances)
-    attrs = [
-        'name: "TFLite_Detection_PostProcess"',
-        f'attr {{ key: "max_detections" value {{ i: {max_detections} }} }}',
-        'attr { key: "max_classes_per_detection" value { i: 1 } }',
-        f'attr {{ key: "detections_per_class" value {{ i: {max_detections} }} }}',
-        'attr { key: "use_regular_nms" value { b: true } }',
-        f'attr {{ key: "nms_score_threshold" value {{ f: {score_threshold!r} }} }}',
-        f'attr {{ key: "nms_iou_threshold" value {{ f: {iou_threshold!r} }} }}',
-        f'attr {{ key: "y_scale" value {{ f: {1.0 / centre!r} }} }}',
-        f'attr {{ key: "x_scale" value {{ f: {1.0 / centre!r} }} }}',
-        f'attr {{ key: "h_scale" value {{ f: {1.0 / size!r} }} }}',
-        f'attr {{ key: "w_scale" value {{ f: {1.0 / size!r} }} }}',
-        f'attr {{ key: "num_classes" value {{ i: {num_classes} }} }}',
-    ]
-    return " ".join(attrs)
-
-
-def _build_archive(model, anchors, score_threshold, iou_threshold, max_detections, variances):
+def _build_archive(model, score_threshold, iou_threshold, max_detections, variances,
+                   pre_nms_top_k):
     import keras
     import tensorflow as tf
 
+    from cfsam_keras.models import DecodePredictions
+    from cfsam_keras.models import PerClassNMS
+    from cfsam_keras.models import model_config
+
     input_size = model_input_size(model)
-    num_classes = model_num_classes(model)
-
-    # The op wants (y, x, h, w) orders; ours are (x, y, w, h).
-    yx_order = [1, 0, 3, 2]
-    anchors_yxhw = tf.constant(np.asarray(anchors, np.float32)[:, yx_order])
-
-    @tf.function(
-        experimental_implements=_postprocess_attributes(
-            num_classes, score_threshold, iou_threshold, max_detections, variances
-        )
+    decode = DecodePredictions(model_config(model)["anchor_config"], variances, dtype="float32")
+    nms = PerClassNMS(
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        max_detections=max_detections,
+        method="class_offset",
+        pre_nms_top_k=pre_nms_top_k,
     )
-    def detection_postprocess(box_encodings, class_scores, anchors):
-        # Placeholder body: the converter replaces this function by the op.
-        del box_encodings, class_scores, anchors
-        return (
-            tf.constant(0.0, name="boxes"),
-            tf.constant(0.0, name="classes"),
-            tf.constant(0.0, name="scores"),
-            tf.constant(0.0, name="num_detections"),
-        )
 
     def detect(images):
-        raw = model(tf.cast(images, tf.float32), training=False)
-        raw = tf.cast(raw, tf.float32)
-        offsets = tf.gather(raw[..., :4], yx_order, axis=-1)
-        scores = tf.nn.softmax(raw[..., 4:], axis=-1)
-        boxes, classes, det_scores, num = detection_postprocess(offsets, scores, anchors_yxhw)
+        raw = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        boxes, scores, classes, num = nms(*decode(raw))
         return {
-            "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
-            "detection_scores": det_scores,
-            "detection_classes": tf.cast(classes, tf.int32),
-            "num_detections": tf.cast(num, tf.int32),
+            "detection_boxes": tf.gather(boxes, [1, 0, 3, 2], axis=-1),
+            "detection_scores": scores,
+            "detection_classes": classes,
+            "num_detections": num,
             "raw_predictions": raw,
         }
 
@@ -177,6 +141,7 @@ def export_tflite(
     max_detections=200,
     variances=(0.1, 0.2),
     num_calibration_images=100,
+    pre_nms_top_k=400,
 ):
     """Converts an SSD model to a TFLite file with decoding and NMS inside.
 
@@ -199,6 +164,8 @@ def export_tflite(
         max_detections: K, detections per image (padded).
         variances: SSD's ``(centre, size)`` box-encoding variances.
         num_calibration_images: at most this many images are used for ``"int8"``.
+        pre_nms_top_k: per class, only this many best boxes enter NMS (as
+            ``cfsam_keras.models.detector``).
 
     Returns:
         ``path``.
@@ -209,8 +176,6 @@ def export_tflite(
     """
     import tensorflow as tf
 
-    from cfsam_keras.models import model_default_boxes
-
     check_tensorflow_backend("export_tflite")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
@@ -218,19 +183,11 @@ def export_tflite(
         raise ValueError(
             'quantization="int8" needs representative_data (e.g. images of the eval split)'
         )
-    if not 0.0 <= score_threshold < 1.0 or not 0.0 < iou_threshold <= 1.0:
-        raise ValueError(
-            "score_threshold must be in [0, 1) and iou_threshold in (0, 1], got "
-            f"{score_threshold} and {iou_threshold}"
-        )
-    if int(max_detections) < 1:
-        raise ValueError(f"max_detections must be >= 1, got {max_detections}")
     class_names = model_class_names(model, class_names)
-    anchors = model_default_boxes(model)
     input_size = model_input_size(model)
+    # PerClassNMS checks the thresholds, max_detections and pre_nms_top_k.
     archive = _build_archive(
-        model, anchors, float(score_threshold), float(iou_threshold), int(max_detections),
-        variances,
+        model, score_threshold, iou_threshold, max_detections, variances, pre_nms_top_k
     )
     # Through a SavedModel, as Keras' own LiteRT export does: it freezes the
     # Keras variables into constants.

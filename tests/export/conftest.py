@@ -10,8 +10,8 @@ from export_helpers import SIZE
 def _recalibrate_batch_norm(model, images):
     """Sets BatchNorm moving statistics to those of ``images`` (one forward pass).
 
-    A few dozen training steps leave the moving averages (momentum 0.999 in
-    MobileNetV2) near their initial values, so inference would not show what
+    A few dozen training steps leave the moving averages (Keras' momentum 0.99)
+    near their initial values, so inference would not show what
     training learned.
     """
     import keras
@@ -35,7 +35,7 @@ def shapes_dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_model(shapes_dataset, tmp_path_factory):
-    """A MobileNetV2 (alpha 0.35) SSD at 96 px, fitted to 8 built-in images.
+    """A small-VGG SSD at 96 px (the demo's backbone), fitted to 8 built-in images.
 
     Returns (model, path of its .keras file, uint8 train images [8, S, S, 3]).
     """
@@ -51,8 +51,7 @@ def trained_model(shapes_dataset, tmp_path_factory):
 
     keras.utils.set_random_seed(7)
     model = SSD300(
-        NUM_CLASSES, backbone="mobilenet_v2", attention="none", input_size=SIZE,
-        backbone_kwargs={"alpha": 0.35},
+        NUM_CLASSES, backbone="small_vgg", attention="none", input_size=SIZE,
     )
     source = coco(*shapes_dataset["train"])
     data = train_pipeline(source, model_default_boxes(model), SIZE, 8, seed=0, augment=False)

@@ -13,6 +13,7 @@ from export_helpers import random_images
 from export_helpers import saved_model_cli
 
 from cfsam_keras.export.common import box_iou
+from cfsam_keras.models import model_config
 
 
 def _keras_detections(model, images, **kwargs):
@@ -74,6 +75,18 @@ def test_latency_table_ratios():
 
     table = latency_table({"m": {"Keras": {"median_ms": 100.0}, "TFLite fp32": {"median_ms": 50.0}}})
     assert "| m | 100.0 | 50.0 (0.50x) |" in table
+
+
+def test_latency_targets_verdicts():
+    from cfsam_keras.export.latency import latency_targets
+
+    text = latency_targets({
+        "a": {"Keras": {"median_ms": 100.0}, "TFLite fp32": {"median_ms": 80.0},
+              "TFLite int8": {"median_ms": 40.0}},
+        "b": {"Keras": {"median_ms": 100.0}},
+    })
+    assert text == ("a: TFLite fp32 0.80x Keras (misses <= 0.7x), "
+                    "TFLite int8 0.40x Keras (meets <= 0.5x).")
 
 
 def _cli(*argv):
@@ -230,10 +243,30 @@ def _tflite_detections(path, images):
     return predictor, [predictor.predict(image) for image in images]
 
 
-def _builtin_ops_only(predictor):
-    ops = {d["op_name"] for d in predictor.interpreter._get_ops_details()}
-    assert "TFLite_Detection_PostProcess" in ops
-    assert not any(op.startswith("Flex") for op in ops), ops
+def _file_ops(path):
+    """Names of the operators a .tflite file uses, read from its flatbuffer (not from
+    an interpreter, where a delegate such as XNNPACK replaces them by DELEGATE nodes)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
+    with open(path, "rb") as f:
+        model = schema.Model.GetRootAsModel(f.read(), 0)
+    ops = set()
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        ops.add(code.CustomCode().decode() if builtin == schema.BuiltinOperator.CUSTOM else names[builtin])
+    return ops
+
+
+def _builtin_ops_only(path):
+    """Decoding and NMS are in the graph, with TFLite's builtin ops only."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    builtin = {n for n in dir(schema.BuiltinOperator) if n.isupper()} - {"CUSTOM", "DELEGATE"}
+    ops = _file_ops(path)
+    assert {"NON_MAX_SUPPRESSION_V5", "EXP", "SOFTMAX"} <= ops, ops
+    assert ops <= builtin, ops - builtin  # no Flex (Select TF) or custom op
 
 
 @pytest.mark.slow
@@ -241,7 +274,7 @@ def test_tflite_float32_matches_keras(trained_model, tflite_float32):
     model, _, train_images = trained_model
     images = np.concatenate([train_images, random_images(2)])
     predictor, detections = _tflite_detections(tflite_float32, images)
-    _builtin_ops_only(predictor)
+    _builtin_ops_only(tflite_float32)
     assert predictor.input_size == SIZE
     assert predictor.class_names == model.class_names
     raw = np.concatenate([predictor.run(image[None])["raw_predictions"] for image in images])
@@ -252,32 +285,26 @@ def test_tflite_float32_matches_keras(trained_model, tflite_float32):
     assert checked >= 5  # the trained model finds objects
 
 
-# The target is IoU >= 0.9 for both. Dynamic-range quantization misses it on this tiny
-# (alpha 0.35, 60-step) test model: three confident boxes land at IoU 0.79-0.89, so the
-# dynamic case checks the looser bound it meets (a regression still fails it).
 @pytest.mark.slow
-@pytest.mark.parametrize("quantization, min_iou", [("float16", 0.9), ("dynamic", 0.75)])
-def test_tflite_quantized_detections_match(trained_model, tmp_path, quantization, min_iou):
+@pytest.mark.parametrize("quantization", ["float16", "dynamic"])
+def test_tflite_quantized_detections_match(trained_model, tmp_path, quantization):
     from cfsam_keras.export import export_tflite
 
     model, _, train_images = trained_model
     path = export_tflite(model, str(tmp_path / f"m_{quantization}.tflite"), quantization=quantization)
     predictor, detections = _tflite_detections(path, train_images)
-    _builtin_ops_only(predictor)
-    assert _assert_matched(_keras_detections(model, train_images), detections, 0.3, min_iou) >= 5
+    _builtin_ops_only(path)
+    assert _assert_matched(_keras_detections(model, train_images), detections, 0.3, 0.9) >= 5
 
 
 @pytest.mark.slow
 def test_tflite_int8_ap50_close_to_float(trained_model, shapes_dataset, tflite_float32, tmp_path):
-    """int8 (calibrated on the eval pipeline's images) against float32 COCO AP50.
-
-    The target is < 2 points. On this tiny test model (alpha 0.35, 60 steps, 8
-    calibration images) int8 measured 83.9 against 94.3, so the test checks the
-    bound it meets (15 points); the 2-point target is open (see the README).
-    """
+    """int8 (calibrated on the eval pipeline's images) against float32: COCO AP50 within
+    2 points. The demo measures the same on its val split with a fully trained model."""
     from cfsam_keras.data import coco
     from cfsam_keras.data import eval_pipeline
     from cfsam_keras.evaluation.detector_eval import evaluate_detector
+    from cfsam_keras.export import batch_detector
     from cfsam_keras.export import export_tflite
     from cfsam_keras.export import load_predictor
 
@@ -289,27 +316,12 @@ def test_tflite_int8_ap50_close_to_float(trained_model, shapes_dataset, tflite_f
         representative_data=eval_pipeline(source, SIZE, 1),
     )
 
-    def as_detector(predictor):
-        def run(images):
-            outs = [predictor.predict_preprocessed(
-                np.clip(np.round(np.asarray(image)), 0, 255).astype(np.uint8)[None])
-                for image in images]
-            k = max([len(o["scores"]) for o in outs] + [1])
-            pad = lambda a, shape: np.concatenate([a, np.zeros((k - len(a),) + shape, a.dtype)])
-            return {
-                "boxes": np.stack([pad(o["boxes"], (4,)) for o in outs]),
-                "scores": np.stack([pad(o["scores"], ()) for o in outs]),
-                "classes": np.stack([pad(o["classes"], ()) for o in outs]),
-                "num_detections": np.array([len(o["scores"]) for o in outs], np.int32),
-            }
-        return run
-
     ap = {}
     for name, file in (("float", tflite_float32), ("int8", path)):
-        result = evaluate_detector(as_detector(load_predictor("tflite", file)), source, input_size=SIZE)
+        result = evaluate_detector(batch_detector(load_predictor("tflite", file)), source, input_size=SIZE)
         ap[name] = result["coco"]["AP50"]
     assert ap["float"] > 0.3, ap
-    assert abs(ap["int8"] - ap["float"]) <= 0.15, ap
+    assert abs(ap["int8"] - ap["float"]) <= 0.02, ap
 
 
 # --- CLI: export, predict, benchmark --------------------------------------------------------
@@ -367,15 +379,35 @@ def test_cli_benchmark_latency_quick(tmp_path):
 # --- SSD300-VGG16 with CFSAM ----------------------------------------------------------------
 
 
+def _confident_like_trained(model, background_bias):
+    """Raises the background logit of every class head, as training does.
+
+    With random weights the class scores are near uniform: thousands of boxes tie
+    within the 1e-3 by which TFLite's arithmetic may differ from TensorFlow's, so
+    which of them make the top 200 is arbitrary. A trained detector calls most
+    boxes background; so does this one.
+    """
+    classes = model_config(model)["num_classes"] + 1
+    for layer in model.layers:
+        if layer.name.startswith("class_head_"):
+            bias = np.asarray(layer.bias)
+            bias[::classes] += background_bias
+            layer.bias.assign(bias)
+
+
 @pytest.mark.slow
-def test_vgg16_cfsam_exports_match_keras(tmp_path):
+def test_vgg16_cfsam_exports_match_keras(tmp_path, shapes_dataset):
     import keras
     import tensorflow as tf
 
+    from cfsam_keras.data import coco
+    from cfsam_keras.data import eval_pipeline
     from cfsam_keras.export import export_saved_model
     from cfsam_keras.export import export_tflite
     from cfsam_keras.export import load_predictor
     from cfsam_keras.models import SSD300
+    from cfsam_keras.models import DecodePredictions
+    from cfsam_keras.models import PerClassNMS
 
     model = SSD300(20, backbone="vgg16", attention="cfsam")
     assert any(w.path.endswith("fusion_scale") for w in model.weights)
@@ -383,12 +415,15 @@ def test_vgg16_cfsam_exports_match_keras(tmp_path):
     for weight in model.weights:
         if weight.path.endswith("fusion_scale"):
             weight.assign(keras.ops.ones_like(weight) * 0.5)
-    images = random_images(2, size=300, seed=11)
+    _confident_like_trained(model, 3.0)
+    builtin = next(iter(eval_pipeline(coco(*shapes_dataset["val"]), 300, 2)))["images"].numpy()
+    images = np.concatenate([random_images(2, size=300, seed=11), np.round(builtin).astype(np.uint8)])
     expected = model.predict_on_batch(images.astype(np.float32))
 
     export_dir = export_saved_model(model, str(tmp_path / "sm"))
     out = tf.saved_model.load(export_dir).signatures["serving_default"](images=tf.constant(images))
-    for i, ref in enumerate(_keras_detections(model, images)):
+    keras_detections = _keras_detections(model, images)
+    for i, ref in enumerate(keras_detections):
         n = int(out["num_detections"][i])
         assert n == len(ref["boxes"])
         np.testing.assert_allclose(out["detection_boxes"].numpy()[i, :n][:, [1, 0, 3, 2]], ref["boxes"], atol=1e-4)
@@ -396,13 +431,20 @@ def test_vgg16_cfsam_exports_match_keras(tmp_path):
 
     path = export_tflite(model, str(tmp_path / "vgg.tflite"))
     predictor = load_predictor("tflite", path)
-    _builtin_ops_only(predictor)
+    _builtin_ops_only(path)
+    assert "TOPK_V2" in _file_ops(path)  # 8,732 boxes: each class keeps its 400 best
     raw = np.concatenate([predictor.run(image[None])["raw_predictions"] for image in images])
     assert np.abs(raw - expected).max() <= 1e-3
-    try:
-        _assert_matched(_keras_detections(model, images), [predictor.predict(i) for i in images], 0.3, 0.95)
-    except AssertionError as e:
-        # Open: with random weights one class floods the top 200 and the TFLite
-        # post-processing keeps other boxes than tf.image.combined_non_max_suppression
-        # (observed: a 0.51-score box with no match, best IoU 0.15).
-        pytest.xfail(f"VGG16+CFSAM random-weight detections differ after NMS: {e}")
+    tflite_detections = [predictor.predict(i) for i in images]
+    # The post-processing inside the TFLite file is the detector's: on TFLite's own raw
+    # outputs, Keras' decoding and NMS give the TFLite detections.
+    config = model_config(model)
+    boxes, scores = DecodePredictions(config["anchor_config"])(raw)
+    boxes, scores, classes, num = [np.asarray(t) for t in PerClassNMS()(boxes, scores)]
+    for i, got in enumerate(tflite_detections):
+        assert int(num[i]) == len(got["scores"])
+        np.testing.assert_allclose(got["scores"], scores[i, : num[i]], atol=1e-5)
+        np.testing.assert_array_equal(got["classes"], classes[i, : num[i]])
+        np.testing.assert_allclose(got["boxes"], boxes[i, : num[i]], atol=1e-5)
+    checked = _assert_matched(keras_detections, tflite_detections, 0.3, 0.95)
+    assert checked >= 10
