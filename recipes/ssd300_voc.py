@@ -54,7 +54,6 @@ def load_data(args):
 
 def main(argv=None):
     from cfsam_keras import data, training
-    from cfsam_keras.models import model_default_boxes
     from cfsam_keras.training import recipe
 
     args = recipe.recipe_parser(__doc__.split("\n\n")[0], DEFAULTS, prog="ssd300_voc").parse_args(argv)
@@ -65,14 +64,7 @@ def main(argv=None):
     with strategy.scope():
         model = recipe.build_model(args, num_classes, ANCHOR_PRESET)
         recipe.compile_model(model, args, steps, num_classes)
-    anchors = model_default_boxes(model)
-    train_data = recipe.distribute(
-        strategy,
-        lambda batch, context: data.train_pipeline(
-            train_source, anchors, args.input_size, batch, seed=args.seed, input_context=context
-        ),
-        args.batch_size,
-    )
+    train_data = recipe.train_data(strategy, args, train_source, model)
     callbacks = training.build_callbacks(
         run_dir, recipe.evaluation_callback(args, val_source, run_dir), monitor="val_voc_map"
     )

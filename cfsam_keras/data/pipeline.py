@@ -13,7 +13,7 @@ def _decode_any(data):
     return image
 
 
-def _augment_encoded(data, boxes, seed, input_size, fill_value):
+def _augment_encoded(data, boxes, seed, input_size, fill_value, max_expand):
     """`ssd_augment` on encoded bytes: a JPEG is decoded only inside the crop window."""
     is_jpeg = tf.io.is_jpeg(data)
     shape = tf.cond(is_jpeg, lambda: tf.io.extract_jpeg_shape(data)[:2], lambda: tf.shape(_decode_any(data))[:2])
@@ -25,7 +25,7 @@ def _augment_encoded(data, boxes, seed, input_size, fill_value):
             lambda: _decode_any(data)[y : y + h, x : x + w],
         )
 
-    return ssd_augment(shape, boxes, seed, input_size, fill_value, read_rect=read_rect)
+    return ssd_augment(shape, boxes, seed, input_size, fill_value, max_expand, read_rect=read_rect)
 
 
 def _options(deterministic):
@@ -85,6 +85,7 @@ def train_pipeline(
     keep_difficult=False,
     keep_crowd=False,
     fill_value=SSD_MEAN_RGB,
+    max_expand=4.0,
     iou_threshold=0.5,
     variances=(0.1, 0.2),
     deterministic=True,
@@ -118,6 +119,7 @@ def train_pipeline(
         augment: False gives resize only (for debugging).
         keep_difficult, keep_crowd: keep those boxes in the targets.
         fill_value: RGB fill of the expand canvas.
+        max_expand: largest zoom-out of SSD's expand (4, SSD's; 1 disables it).
         iou_threshold, variances: passed to ``encode``.
         deterministic: keep element order fixed under parallelism.
         strict: let decode errors stop the pipeline instead of skipping.
@@ -146,10 +148,11 @@ def train_pipeline(
         boxes, classes = _drop_unwanted(example, keep_difficult, keep_crowd)
         seed = tf.stack([base_seed, index])
         if augment and "encoded_image" in example:
-            image, boxes, keep = _augment_encoded(example["encoded_image"], boxes, seed, input_size, fill_value)
+            image, boxes, keep = _augment_encoded(
+                example["encoded_image"], boxes, seed, input_size, fill_value, max_expand)
             classes = tf.boolean_mask(classes, keep)
         elif augment:
-            image, boxes, keep = ssd_augment(example["image"], boxes, seed, input_size, fill_value)
+            image, boxes, keep = ssd_augment(example["image"], boxes, seed, input_size, fill_value, max_expand)
             classes = tf.boolean_mask(classes, keep)
         else:
             image = tf.image.resize(tf.cast(example["image"], tf.float32), [input_size, input_size])

@@ -6,6 +6,8 @@
 - ``RunDir``, ``build_callbacks``: the run folder and the callbacks filling it
   (atomic checkpoints, resumable backup, NaN guard, logs, TensorBoard).
 - ``write_report``: ``report.md`` with metrics, curves and pictures.
+- ``set_batch_norm_momentum``: how closely BatchNorm's inference statistics
+  follow the weights (for short runs from scratch).
 """
 
 from cfsam_keras.training.callbacks import (
@@ -25,6 +27,7 @@ from cfsam_keras.training.optimizers import (
     build_schedule,
     scale_learning_rate,
 )
+from cfsam_keras.training.recipe import set_batch_norm_momentum
 from cfsam_keras.training.report import draw_detections, plot_curves, write_report
 from cfsam_keras.training.run_dir import RunDir, build_callbacks
 from cfsam_keras.training.strategy import (
@@ -56,6 +59,7 @@ __all__ = [
     "plot_curves",
     "read_history",
     "scale_learning_rate",
+    "set_batch_norm_momentum",
     "set_mixed_precision",
     "task_info",
     "write_report",

@@ -2,7 +2,7 @@
 
 A recipe states its hyper-parameters as the defaults of ``recipe_parser`` and
 then runs, in order: ``setup`` (strategy, precision, run folder), its data,
-``build_model``, ``compile_model``, ``distribute``, ``build_callbacks`` and
+``build_model``, ``compile_model``, ``train_data``, ``build_callbacks`` and
 ``model.fit``. See ``recipes/demo.py``.
 """
 
@@ -16,7 +16,7 @@ from cfsam_keras.training.run_dir import RunDir
 from cfsam_keras.training.strategy import STRATEGIES, get_strategy, set_mixed_precision
 
 ATTENTIONS = ("cfsam", "none", "se", "cbam", "eca")
-BACKBONES = ("vgg16", "mobilenet_v2")
+BACKBONES = ("vgg16", "mobilenet_v2", "small_vgg")
 
 
 def _positive_int(text):
@@ -44,6 +44,20 @@ def _non_negative_float(text):
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _at_least_one(text):
+    value = float(text)
+    if not value >= 1.0:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _unit_interval(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
 
 
@@ -77,10 +91,15 @@ def recipe_parser(description, defaults, prog=None):
     g.add_argument("--alpha", type=_positive_float, help="MobileNetV2 width multiplier")
     g.add_argument("--input-size", type=_positive_int, help="square input side in pixels")
     g.add_argument("--backbone-weights", help="None, 'imagenet' or a .weights.h5 file")
+    g.add_argument("--bn-momentum", type=_unit_interval,
+                   help="momentum of every BatchNormalization's moving statistics "
+                        "(default: as built: 0.999 in MobileNetV2, 0.99 elsewhere)")
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", help="dataset folder (layout: see the recipe's description)")
     g.add_argument("--tfds", action="store_true", help="read the dataset through TensorFlow Datasets instead")
     g.add_argument("--tfds-dir", help="TFDS data_dir (TFDS's default when not given)")
+    g.add_argument("--max-expand", type=_at_least_one, default=4.0,
+                   help="largest zoom-out of SSD's expand augmentation (1: no expand)")
     g = p.add_argument_group("schedule")
     g.add_argument("--epochs", type=_positive_int, help="epochs to train")
     g.add_argument("--steps-per-epoch", type=_positive_int, help="optimizer steps per epoch (default: one pass over the data)")
@@ -141,7 +160,7 @@ def build_model(args, num_classes, anchor_preset="voc", attention_kwargs=None, b
     weights = args.backbone_weights
     if weights in (None, "", "none", "None"):
         weights = None
-    return SSD300(
+    model = SSD300(
         num_classes,
         backbone=args.backbone,
         attention=args.attention,
@@ -151,6 +170,37 @@ def build_model(args, num_classes, anchor_preset="voc", attention_kwargs=None, b
         attention_kwargs=attention_kwargs if args.attention != "none" else None,
         backbone_kwargs=backbone_kwargs,
     )
+    if getattr(args, "bn_momentum", None) is not None:
+        set_batch_norm_momentum(model, args.bn_momentum)
+    return model
+
+
+def set_batch_norm_momentum(model, momentum):
+    """Sets the moving-statistics momentum of every BatchNormalization in ``model``.
+
+    The moving statistics are what inference uses. With Keras' defaults (0.999 in
+    ``keras.applications.MobileNetV2``, 0.99 elsewhere) they trail the weights by
+    hundreds to thousands of steps, so a model trained from scratch for a few
+    thousand steps is scored with statistics of much earlier weights, and its
+    detections are far worse than its training loss suggests. A lower momentum
+    (e.g. 0.9) follows the weights closely. The model's own BatchNorm layers keep
+    it in a ``.keras`` file; those inside a composite layer (CFSAM, CBAM) are
+    rebuilt from that layer's config with Keras' default, so set it again after
+    loading a model to train it further (resuming a recipe does).
+
+    Args:
+        model: a Keras model.
+        momentum: float in [0, 1).
+
+    Returns:
+        The number of layers changed.
+    """
+    import keras
+
+    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.momentum = float(momentum)
+    return len(layers)
 
 
 def compile_model(model, args, steps_per_epoch, num_classes):
@@ -224,6 +274,37 @@ def distribute(strategy, make_dataset, global_batch_size):
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
     return dataset
+
+
+def train_data(strategy, args, source, model, **pipeline_kwargs):
+    """A recipe's training dataset: ``cfsam_keras.data.train_pipeline`` over
+    ``source`` with the model's default boxes and the recipe's ``--input-size``,
+    ``--batch-size``, ``--seed`` and ``--max-expand``, prepared for ``strategy``
+    by `distribute`.
+
+    Args:
+        strategy: the ``tf.distribute.Strategy``.
+        args: the parsed recipe flags.
+        source: the training `cfsam_keras.data.Source`.
+        model: the SSD model (its default boxes are the targets' anchors).
+        **pipeline_kwargs: more ``train_pipeline`` arguments (e.g. ``augment``).
+
+    Returns:
+        A ``tf.data.Dataset`` of global batches.
+    """
+    from cfsam_keras import data
+    from cfsam_keras.models import model_default_boxes
+
+    anchors = model_default_boxes(model)
+    pipeline_kwargs.setdefault("max_expand", args.max_expand)
+    return distribute(
+        strategy,
+        lambda batch, context: data.train_pipeline(
+            source, anchors, args.input_size, batch, seed=args.seed, input_context=context,
+            **pipeline_kwargs,
+        ),
+        args.batch_size,
+    )
 
 
 def evaluation_callback(args, val_source, run_dir):

@@ -44,6 +44,20 @@ def test_same_seed_same_batches(shapes, anchors):
     assert not np.array_equal(a[0], c[0])
 
 
+def test_max_expand_one_never_zooms_out(shapes, anchors):
+    from cfsam_keras.data.augment import sample_expand
+
+    canvases = [[float(v) for v in sample_expand(50, 70, tf.constant([s, 1], tf.int64), max_ratio=1.0)]
+                for s in range(20)]
+    assert canvases == [[50.0, 70.0, 0.0, 0.0]] * 20
+    assert any(sample_expand(50, 70, tf.constant([s, 1], tf.int64))[0] > 50 for s in range(20))
+    # The pipeline passes it on: the same seed gives other images once expand is off.
+    train, _ = shapes
+    expand = first_batch(data.train_pipeline(train, anchors, SIZE, 8, seed=2, shuffle_buffer=0))
+    no_expand = first_batch(data.train_pipeline(train, anchors, SIZE, 8, seed=2, shuffle_buffer=0, max_expand=1.0))
+    assert not np.array_equal(expand[0], no_expand[0])
+
+
 def test_repeat_epochs_differ_and_steps_per_epoch(shapes, anchors):
     train, _ = shapes
     steps = data.steps_per_epoch(train, 4)

@@ -39,6 +39,7 @@ def test_train_help_lists_recipes():
         (["train", "missing.py"], "recipe file missing.py does not exist"),
         (["train", "demo", "--epochs", "0"], "--epochs: must be a positive integer"),
         (["train", "demo", "--strategy", "warp"], "--strategy: invalid choice"),
+        (["train", "demo", "--bn-momentum", "1.5"], "--bn-momentum: must be in [0, 1)"),
     ],
 )
 def test_train_bad_arguments_give_one_line(argv, message, capsys, monkeypatch):
@@ -52,6 +53,29 @@ def test_train_bad_arguments_give_one_line(argv, message, capsys, monkeypatch):
     assert rc != 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_bn_momentum_reaches_every_batch_norm_and_is_saved(tmp_path):
+    import keras
+
+    from cfsam_keras.models import SSD300
+    from cfsam_keras.training.recipe import set_batch_norm_momentum
+
+    model = SSD300(3, backbone="mobilenet_v2", attention="cfsam", input_size=64,
+                   backbone_kwargs={"alpha": 0.35}, attention_kwargs={"embed_dim": 16, "num_heads": 2})
+
+    def momenta(m):
+        return [l.momentum for l in m._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+
+    assert {0.999, 0.99} <= set(momenta(model))  # MobileNetV2's, and ours (CFSAM, extra blocks)
+    count = set_batch_norm_momentum(model, 0.9)
+    assert count == len(momenta(model)) > 50 and set(momenta(model)) == {0.9}
+    # The model's own BatchNorm layers keep it in a .keras file (those inside CFSAM are
+    # rebuilt from CFSAM's config; resuming sets it again on the rebuilt model).
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    top = [l.momentum for l in reloaded.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(top) > 50 and set(top) == {0.9}
 
 
 def test_json_config_becomes_recipe_flags(tmp_path):
