@@ -12,9 +12,9 @@ again, so an interrupted comparison resumes.
     python recipes/compare_attention.py --dataset coco --tfds
     python recipes/compare_attention.py --out docs/results/compare_builtin --render-only
 
-``--dataset builtin`` uses the model of recipes/demo.py (MobileNetV2 alpha
-0.35 at 192 x 192, 64-wide CFSAM, AdamW + cosine) on the built-in shapes
-dataset; ``voc`` and ``coco`` use SSD300-VGG16 with SSD's published SGD
+``--dataset builtin`` uses the model of recipes/demo.py (the small VGG-style
+backbone, 64-wide CFSAM, AdamW + cosine) on the demo's built-in shapes dataset
+(``--input-size``, ``--epochs`` and ``--steps-per-epoch`` set the budget); ``voc`` and ``coco`` use SSD300-VGG16 with SSD's published SGD
 schedule (VOC07+12 trainval -> VOC07 test; COCO train2017 -> val2017).
 """
 
@@ -36,11 +36,13 @@ def _demo():
 
 
 def dataset_settings(name):
-    """(flag defaults, anchor preset, backbone_kwargs, cfsam kwargs) of a dataset."""
+    """(flag defaults, anchor preset, backbone_kwargs by backbone, cfsam kwargs) of a dataset."""
     if name == "builtin":
         demo = _demo()
         defaults = dict(demo.DEFAULTS, eval_every=1, out="runs/compare_builtin")
-        return defaults, demo.ANCHOR_PRESET, dict(demo.BACKBONE_KWARGS), dict(demo.ATTENTION_KWARGS["cfsam"])
+        # "cfsam" is the faithful full attention; "cfsam_kv" adds --kv-pool-size.
+        cfsam = {k: v for k, v in demo.ATTENTION_KWARGS["cfsam"].items() if k != "kv_pool_size"}
+        return defaults, demo.ANCHOR_PRESET, dict(demo.BACKBONE_KWARGS), cfsam
     common = dict(
         backbone="vgg16", alpha=1.0, input_size=300, backbone_weights="imagenet",
         batch_size=32, optimizer="sgd", lr=1e-3, reference_batch=32, schedule="step",
@@ -86,9 +88,10 @@ def parser(argv):
     g.add_argument("--variants", default="none,cfsam,cfsam_kv,se,cbam,eca",
                    help="comma-separated variants (cfsam_kv = CFSAM with --kv-pool-size)")
     g.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, one run each per variant")
-    g.add_argument("--kv-pool-size", type=int, default=3,
+    g.add_argument("--kv-pool-size", type=int, default=4,
                    help="kv_pool_size of the cfsam_kv variant")
-    g.add_argument("--train-images", type=int, default=3000, help="builtin: generated train images")
+    g.add_argument("--train-images", type=int, default=2000,
+                   help="builtin: generated train images (the demo's 2000 reuse its dataset)")
     g.add_argument("--val-images", type=int, default=300, help="builtin: generated val images")
     g.add_argument("--image-size", type=int, default=192, help="builtin: side of the generated images")
     g.add_argument("--latency-runs", type=int, default=20, help="timed batch-1 runs per variant")
@@ -161,7 +164,6 @@ def train_one(args, name, attention, attention_kwargs, seed, sources, settings, 
 
     from cfsam_keras import data
     from cfsam_keras.evaluation import EvaluationCallback
-    from cfsam_keras.models import model_default_boxes
     from cfsam_keras.training import recipe
 
     train_source, val_source = sources
@@ -174,15 +176,9 @@ def train_one(args, name, attention, attention_kwargs, seed, sources, settings, 
     with strategy.scope():
         model = recipe.build_model(run_args, train_source.num_classes, anchor_preset,
                                    attention_kwargs=attention_kwargs,
-                                   backbone_kwargs=backbone_kwargs if args.backbone == "mobilenet_v2" else None)
+                                   backbone_kwargs=backbone_kwargs.get(args.backbone))
         recipe.compile_model(model, run_args, steps, train_source.num_classes)
-    anchors = model_default_boxes(model)
-    train_data = recipe.distribute(
-        strategy,
-        lambda batch, context: data.train_pipeline(train_source, anchors, args.input_size, batch,
-                                                   seed=seed, input_context=context),
-        args.batch_size,
-    )
+    train_data = recipe.train_data(strategy, run_args, train_source, model)
     evaluation = EvaluationCallback(val_data=val_source, every_n_epochs=1,
                                     batch_size=max(1, min(args.batch_size, 16)),
                                     **({"max_images": args.eval_images} if args.eval_images else {}))
@@ -190,7 +186,7 @@ def train_one(args, name, attention, attention_kwargs, seed, sources, settings, 
     start = time.perf_counter()
     with recipe.fit_scope(model, strategy, train_data):
         history = model.fit(train_data, epochs=args.epochs, steps_per_epoch=steps,
-                            callbacks=[timer, evaluation], verbose=0)
+                            callbacks=[timer, evaluation], verbose=0, shuffle=False)
     logs = history.history
     epochs = []
     for i in range(args.epochs):
@@ -212,9 +208,10 @@ def measure_latency(args, chosen, settings, num_classes):
 
     _, anchor_preset, backbone_kwargs, _ = settings
     model_kwargs = dict(num_classes=num_classes, backbone=args.backbone, input_size=args.input_size,
-                        anchor_preset=anchor_preset)
+                        anchor_preset=anchor_preset,
+                        backbone_kwargs=dict(backbone_kwargs.get(args.backbone) or {}))
     if args.backbone == "mobilenet_v2":
-        model_kwargs["backbone_kwargs"] = dict(backbone_kwargs, alpha=args.alpha)
+        model_kwargs["backbone_kwargs"]["alpha"] = args.alpha
     rows = [Variant(name, "compare", attention, kwargs, model_kwargs)
             for name, (attention, kwargs) in chosen.items()]
     return interleaved_latency(rows, runs=args.latency_runs)

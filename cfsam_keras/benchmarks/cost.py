@@ -18,17 +18,28 @@ import time
 
 import numpy as np
 
-#: The small model of ``recipes/demo.py`` (MobileNetV2 alpha 0.35, 192 x 192,
-#: slim extra blocks, COCO box sizes, 64-wide CFSAM, 5 classes);
-#: tests/benchmarks checks these stay equal to the demo's settings.
-DEMO_MODEL = dict(
+#: The small MobileNetV2 model (alpha 0.35, 192 x 192, slim extra blocks, COCO box
+#: sizes, 5 classes) with a 64-wide CFSAM: ``recipes/demo.py --backbone mobilenet_v2``.
+MOBILENET_MODEL = dict(
     backbone="mobilenet_v2",
     input_size=192,
     num_classes=5,
     anchor_preset="coco",
     backbone_kwargs={"alpha": 0.35, "extra_channels": (128, 128, 64, 64)},
 )
-DEMO_CFSAM_KWARGS = {"embed_dim": 64, "num_heads": 4}
+MOBILENET_CFSAM_KWARGS = {"embed_dim": 64, "num_heads": 4}
+
+#: The model of ``recipes/demo.py`` (small VGG at 192 x 192, COCO box sizes, 5
+#: classes, 64-wide CFSAM with keys / values pooled to 4 x 4); tests/benchmarks
+#: checks these stay equal to the demo's settings.
+DEMO_MODEL = dict(
+    backbone="small_vgg",
+    input_size=192,
+    num_classes=5,
+    anchor_preset="coco",
+    backbone_kwargs={"widths": (24, 48, 96, 192)},
+)
+DEMO_CFSAM_KWARGS = {"embed_dim": 64, "num_heads": 4, "kv_pool_size": 4}
 
 #: The efficient CFSAM of the cost table: pooled keys / values (see docs/results.md
 #: for why 5).
@@ -81,12 +92,18 @@ def _vgg(name, attention, attention_kwargs=None):
                    {"num_classes": 20, "backbone": "vgg16"})
 
 
+def _mobilenet(name, attention, attention_kwargs=None):
+    return Variant(name, "MobileNetV2 small", attention, dict(attention_kwargs or {}),
+                   dict(MOBILENET_MODEL))
+
+
 def _demo(name, attention, attention_kwargs=None):
-    return Variant(name, "MobileNetV2 demo", attention, dict(attention_kwargs or {}),
+    return Variant(name, "small VGG demo", attention, dict(attention_kwargs or {}),
                    dict(DEMO_MODEL))
 
 
-#: The full table: SSD300-VGG16 (VOC, 21 outputs) with every module, and the demo model.
+#: The full table: SSD300-VGG16 (VOC, 21 outputs) with every module, the small
+#: MobileNetV2 model and the demo model.
 COST_VARIANTS = (
     _vgg("vgg16 none", "none"),
     _vgg("vgg16 cfsam", "cfsam"),
@@ -94,8 +111,11 @@ COST_VARIANTS = (
     _vgg("vgg16 se", "se"),
     _vgg("vgg16 cbam", "cbam"),
     _vgg("vgg16 eca", "eca"),
-    _demo("mobilenet_v2 none", "none"),
-    _demo("mobilenet_v2 cfsam", "cfsam", DEMO_CFSAM_KWARGS),
+    _mobilenet("mobilenet_v2 none", "none"),
+    _mobilenet("mobilenet_v2 cfsam", "cfsam", MOBILENET_CFSAM_KWARGS),
+    _demo("demo small_vgg none", "none"),
+    _demo("demo small_vgg cfsam", "cfsam", {k: v for k, v in DEMO_CFSAM_KWARGS.items() if k != "kv_pool_size"}),
+    _demo("demo small_vgg cfsam kv4", "cfsam", DEMO_CFSAM_KWARGS),
 )
 
 #: ``--quick``: a tiny MobileNetV2 model, with and without CFSAM, at 96 x 96.

@@ -46,7 +46,7 @@ def test_kv_pooling_cuts_only_the_attention_and_key_value_parts():
 
 def test_variants_and_their_names():
     names = [v.name for v in cost.cost_variants()]
-    assert names[0] == "vgg16 none" and "vgg16 cfsam" in names and len(names) == 8
+    assert names[0] == "vgg16 none" and "vgg16 cfsam" in names and len(names) == 11
     assert {v.attention for v in cost.cost_variants()} == {"none", "cfsam", "se", "cbam", "eca"}
     assert [v.name for v in cost.cost_variants(names=["vgg16 se"])] == ["vgg16 se"]
     with pytest.raises(ValueError, match="vgg16 sse"):
@@ -57,11 +57,13 @@ def test_demo_model_settings_match_the_demo_recipe():
     demo = runpy.run_path(os.path.join(ROOT, "recipes", "demo.py"))
     assert cost.DEMO_MODEL["input_size"] == demo["DEFAULTS"]["input_size"]
     assert cost.DEMO_MODEL["backbone"] == demo["DEFAULTS"]["backbone"]
-    assert cost.DEMO_MODEL["backbone_kwargs"]["alpha"] == demo["DEFAULTS"]["alpha"]
     assert cost.DEMO_MODEL["anchor_preset"] == demo["ANCHOR_PRESET"]
-    assert tuple(cost.DEMO_MODEL["backbone_kwargs"]["extra_channels"]) == tuple(
-        demo["BACKBONE_KWARGS"]["extra_channels"])
+    assert cost.DEMO_MODEL["backbone_kwargs"] == demo["BACKBONE_KWARGS"]["small_vgg"]
     assert cost.DEMO_CFSAM_KWARGS == demo["ATTENTION_KWARGS"]["cfsam"]
+    # The MobileNetV2 rows are the demo's --backbone mobilenet_v2 model.
+    assert cost.MOBILENET_MODEL["backbone_kwargs"]["alpha"] == demo["DEFAULTS"]["alpha"]
+    assert tuple(cost.MOBILENET_MODEL["backbone_kwargs"]["extra_channels"]) == tuple(
+        demo["BACKBONE_KWARGS"]["mobilenet_v2"]["extra_channels"])
 
 
 def test_median_seconds_validates_and_calls():

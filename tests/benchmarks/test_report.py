@@ -116,3 +116,30 @@ def test_noise_band_comes_from_modules_without_flops():
     ]
     assert report._noise_band({"rows": rows}) == (0.9, 1.3)
     assert report._noise_band({"rows": rows[:1] + rows[3:]}) is None
+
+
+def test_claims_follow_the_comparison():
+    runs = [
+        _run("none", 0, [0.1, 0.2, 0.30]), _run("none", 1, [0.1, 0.2, 0.32]),
+        _run("cfsam", 0, [0.2, 0.35, 0.50]), _run("cfsam", 1, [0.2, 0.34, 0.52]),
+        _run("se", 0, [0.1, 0.2, 0.31]), _run("se", 1, [0.1, 0.2, 0.30]),
+    ]
+    result = _result(runs, ["none", "cfsam", "se"], [0, 1])
+    lines = report._comparison_claims(report.comparison_summary(result), result["settings"])
+    text = "\n".join(lines)
+    assert "(`cfsam`): Supported on the CPU-sized built-in comparison (3 epochs, 2 seed(s)): AP50 0.510 against 0.310 (better)." in text
+    assert "Against the best other module (se, AP50 0.305): above it." in text
+    assert "reaches the baseline's final AP50 at epoch 2 of 3." in text
+    runs[2], runs[3] = _run("cfsam", 0, [0.1, 0.2, 0.31]), _run("cfsam", 1, [0.1, 0.2, 0.30])
+    text = "\n".join(report._comparison_claims(report.comparison_summary(result), result["settings"]))
+    assert "Not shown on the CPU-sized" in text and "no difference from it" in text
+    assert "never reaches the baseline's final AP50" in text
+
+
+def test_load_and_convergence_sentences():
+    assert "no other heavy jobs" in report._load_sentence({"load_average_1min": 2.1, "cores": 2})
+    assert "other jobs competed" in report._load_sentence({"load_average_1min": 4.0, "cores": 2})
+    rising = _result([_run("none", 0, [0.1, 0.3])], ["none"], [0])
+    assert "still rising at the last epoch (0.100 -> 0.300)" in report._convergence_sentence(rising)
+    flat = _result([_run("none", 0, [0.3, 0.305])], ["none"], [0])
+    assert "changed by +0.005" in report._convergence_sentence(flat)
