@@ -30,7 +30,7 @@ demo: $(RUNTIME)
 	$(BIN)/python recipes/demo.py --out runs/demo
 
 test: $(TESTING)
-	$(BIN)/python -m pytest tests -n 2 --dist loadfile
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile --durations 15
 
 test-quick: $(TESTING)
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile -m "not slow"

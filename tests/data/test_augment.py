@@ -120,7 +120,7 @@ def test_pipeline_crop_decoding_matches_full_decoding():
         decoded = tf.io.decode_image(data, channels=3)
         for s in range(8):
             seed = tf.constant([2, s], tf.int64)
-            a = _augment_encoded(data, boxes, seed, SIZE, (0.0, 0.0, 0.0))
+            a = _augment_encoded(data, boxes, seed, SIZE, (0.0, 0.0, 0.0), 4.0)
             b = ssd_augment(decoded, boxes, seed, SIZE, fill_value=(0.0, 0.0, 0.0))
             np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
             np.testing.assert_array_equal(a[2].numpy(), b[2].numpy())
