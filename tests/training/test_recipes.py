@@ -169,3 +169,20 @@ def test_missing_dataset_is_one_line(tmp_path, capsys, monkeypatch):
     assert rc == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "VOC2007 not found under" in lines[0], lines
+
+
+def test_demo_dataset_is_written_once_and_rewritten_when_its_settings_change(tmp_path):
+    from cfsam_keras.cli.train import load_recipe
+
+    demo = load_recipe(DEMO)
+    folder = str(tmp_path / "shapes")
+    paths = demo.builtin_dataset(folder, 6, 2, 64, 0)
+    annotations = paths["train"][0]
+    first = os.stat(annotations).st_mtime_ns
+    os.utime(annotations, ns=(first - 10**9, first - 10**9))  # an older file, to see a rewrite
+    assert demo.builtin_dataset(folder, 6, 2, 64, 0) == paths
+    assert os.stat(annotations).st_mtime_ns == first - 10**9  # reused, not written again
+    demo.builtin_dataset(folder, 7, 2, 64, 0)
+    assert os.stat(annotations).st_mtime_ns > first - 10**9
+    with open(annotations) as f:
+        assert len(json.load(f)["images"]) == 7
