@@ -355,7 +355,9 @@ def _comparison_section(result, rel_dir):
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores; " + _load_sentence(m) + " Dataset: "
         f"{s['dataset']} ({s['train_images']} train / {s['val_images']} val images of "
-        f"{s['image_size']} px), {s['backbone']} (alpha {s['alpha']}) at {s['input_size']} px, "
+        f"{s['image_size']} px), {s['backbone']}"
+        + (f" (alpha {s['alpha']})" if s["backbone"] == "mobilenet_v2" else "")
+        + f" at {s['input_size']} px, "
         f"from scratch, {s['optimizer']} lr {s['lr']} ({s['schedule']}), batch {s['batch_size']}, "
         f"{s['epochs']} epochs of {runs[0]['steps_per_epoch']} steps, seeds {seeds}; evaluated on "
         f"the val split after every epoch. {len(runs)} runs, {train_minutes:.0f} min in all. "
@@ -481,8 +483,8 @@ def _comparison_claims(summary, settings):
                     f"{reach} of {epochs}.")
         else:
             conv = (f"Not shown {budget}: `{name}` "
-                    + ("never reaches" if reach is None else "only reaches at the last epoch")
-                    + " the baseline's final AP50.")
+                    + ("never reaches the baseline's final AP50." if reach is None else
+                       "reaches the baseline's final AP50 only at the last epoch."))
         out.append(f"- **Faster convergence** (`{name}`): {conv}")
     out.append("- A budget this small tests early training only; the paper's claims are about "
                "converged VOC / COCO detectors.")
