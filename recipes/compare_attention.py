@@ -14,8 +14,9 @@ again, so an interrupted comparison resumes.
 
 ``--dataset builtin`` uses the model of recipes/demo.py (the small VGG-style
 backbone, 64-wide CFSAM, AdamW + cosine) on the demo's built-in shapes dataset
-(``--input-size``, ``--epochs`` and ``--steps-per-epoch`` set the budget); ``voc`` and ``coco`` use SSD300-VGG16 with SSD's published SGD
-schedule (VOC07+12 trainval -> VOC07 test; COCO train2017 -> val2017).
+(``--input-size``, ``--epochs`` and ``--steps-per-epoch`` set the budget);
+``voc`` and ``coco`` use SSD300-VGG16 with SSD's published SGD schedule
+(VOC07+12 trainval -> VOC07 test; COCO train2017 -> val2017).
 """
 
 import argparse

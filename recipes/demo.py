@@ -12,7 +12,7 @@ choice, not SSD's): the small VGG-style backbone from scratch at 192 x 192
 (``small_vgg``: source maps at strides 8 .. 256, as SSD300's), BatchNorm
 statistics that follow the weights closely (momentum 0.9), a 64-wide CFSAM
 whose keys and values are pooled to 4 x 4 per level (the efficient variant:
-full attention over the 770 tokens would triple the step time on a CPU),
+docs/results.md has the training-step cost of full attention over the 770 tokens),
 COCO default-box sizes (the smaller preset), zoom-out up to 2x instead of SSD's 4x
 (the SSD paper notes that the 4x expansion needs a longer schedule than a CPU
 allows), AdamW with warm-up and cosine decay instead of SSD's SGD schedule.
@@ -124,8 +124,11 @@ def main(argv=None):
         return 0
 
     # The model after the last epoch, on the whole val split.
+    from cfsam_keras.models import detector
+
+    det = detector(model)
     t = time.perf_counter()
-    metrics = validation_metrics(model, val_source)
+    metrics = validation_metrics(det, val_source)
     timings["evaluation"] = time.perf_counter() - t
     notes = []
     if not args.skip_export:
@@ -142,7 +145,7 @@ def main(argv=None):
         json.dump(metrics, f, indent=2)
 
     t = time.perf_counter()
-    images = draw_predictions(model, val_source, args.predict_images, args.input_size, run_dir.root)
+    images = draw_predictions(det, val_source, args.predict_images, args.input_size, run_dir.root)
     timings["prediction"] = time.perf_counter() - t
     timings["total (after install)"] = time.perf_counter() - start
 
@@ -161,12 +164,11 @@ def main(argv=None):
     return 0
 
 
-def validation_metrics(model, val_source):
-    """COCO AP numbers and VOC07 mAP of ``model``'s detector on the val split."""
+def validation_metrics(det, val_source):
+    """COCO AP numbers and VOC07 mAP of the detector ``det`` on the val split."""
     from cfsam_keras.evaluation import evaluate_detector
-    from cfsam_keras.models import detector
 
-    results = evaluate_detector(detector(model), val_source, batch_size=16)
+    results = evaluate_detector(det, val_source, batch_size=16)
     metrics = {k: float(results["coco"][k]) for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")}
     metrics["VOC07 mAP"] = float(results["voc_map"])
     return metrics
@@ -193,14 +195,12 @@ def export_and_score(model, root, train_source, val_source, input_size):
     return scores
 
 
-def draw_predictions(model, val_source, count, input_size, root):
-    """Draws the detector's boxes on the first ``count`` val images; their paths."""
+def draw_predictions(det, val_source, count, input_size, root):
+    """Draws the detector ``det``'s boxes on the first ``count`` val images; their paths."""
     import numpy as np
 
     from cfsam_keras import data, training
-    from cfsam_keras.models import detector
 
-    det = detector(model)
     images = []
     for i, example in enumerate(val_source.dataset().take(count)):
         resized = data.pipeline.resize_example(example, input_size)["images"][None]

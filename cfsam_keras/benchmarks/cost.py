@@ -40,6 +40,8 @@ DEMO_MODEL = dict(
     backbone_kwargs={"widths": (24, 48, 96, 192)},
 )
 DEMO_CFSAM_KWARGS = {"embed_dim": 64, "num_heads": 4, "kv_pool_size": 4}
+#: The same CFSAM with full attention (keys and values not pooled).
+DEMO_FULL_CFSAM_KWARGS = {k: v for k, v in DEMO_CFSAM_KWARGS.items() if k != "kv_pool_size"}
 
 #: The efficient CFSAM of the cost table: pooled keys / values (see docs/results.md
 #: for why 5).
@@ -114,7 +116,7 @@ COST_VARIANTS = (
     _mobilenet("mobilenet_v2 none", "none"),
     _mobilenet("mobilenet_v2 cfsam", "cfsam", MOBILENET_CFSAM_KWARGS),
     _demo("demo small_vgg none", "none"),
-    _demo("demo small_vgg cfsam", "cfsam", {k: v for k, v in DEMO_CFSAM_KWARGS.items() if k != "kv_pool_size"}),
+    _demo("demo small_vgg cfsam", "cfsam", DEMO_FULL_CFSAM_KWARGS),
     _demo("demo small_vgg cfsam kv4", "cfsam", DEMO_CFSAM_KWARGS),
 )
 

@@ -83,16 +83,23 @@ def comparison_summary(result):
         if name == "none":
             s["verdict"] = "baseline"
             continue
-        a, b = s["final"]["AP50"], base["final"]["AP50"]
-        spread = max(_finite([a["std"], b["std"]]) or [float("nan")])
-        diff = a["mean"] - b["mean"]
-        if math.isnan(spread):
-            s["verdict"] = "single seed: no spread to compare to"
-        elif abs(diff) <= spread:
-            s["verdict"] = "no difference (within seed spread)"
-        else:
-            s["verdict"] = "better" if diff > 0 else "worse"
+        s["verdict"] = {
+            None: "single seed: no spread to compare to",
+            0: "no difference (within seed spread)",
+            1: "better",
+            -1: "worse",
+        }[_compare(s["final"]["AP50"], base["final"]["AP50"])]
     return summary
+
+
+def _compare(a, b):
+    """1 / -1 when stats ``a``'s mean is above / below ``b``'s by more than the larger
+    seed standard deviation, 0 when within it, None when neither has a spread."""
+    spread = max(_finite([a["std"], b["std"]]) or [float("nan")])
+    if math.isnan(spread):
+        return None
+    diff = a["mean"] - b["mean"]
+    return 0 if abs(diff) <= spread else (1 if diff > 0 else -1)
 
 
 def _cell(stats):
@@ -469,11 +476,7 @@ def _comparison_claims(summary, settings):
         if others:
             best = max(others, key=lambda n: others[n]["final"]["AP50"]["mean"])
             o = others[best]["final"]["AP50"]
-            spread = max(_finite([a["std"], o["std"]]) or [float("nan")])
-            if math.isnan(spread) or abs(a["mean"] - o["mean"]) <= spread:
-                rel = "no difference from"
-            else:
-                rel = "above" if a["mean"] > o["mean"] else "below"
+            rel = {1: "above", -1: "below"}.get(_compare(a, o), "no difference from")
             line += f" Against the best other module ({best}, AP50 {o['mean']:.3f}): {rel} it."
         out.append(line)
         epochs = len(s["curve"])

@@ -141,17 +141,17 @@ def load_backbone_weights(model, backbone_weights, backbone, alpha=1.0):
     if stored == _model_shapes(model):
         model.load_weights(path)
         return "full"
-    reference = reference_backbone(backbone, None, alpha) if backbone in IMAGENET_BACKBONES else None
-    if reference is not None and stored == _model_shapes(reference):
-        reference.load_weights(path)
-        copy_weights_by_name(reference, model)
-        return "backbone"
-    if reference is None:
+    if backbone not in IMAGENET_BACKBONES:
         raise ValueError(
             f"backbone_weights file {path!r} holds {sum(stored.values())} arrays that do not "
             f"fit this SSD model ({len(model.weights)} arrays: same backbone, attention, "
             "num_classes and input size needed)"
         )
+    reference = reference_backbone(backbone, None, alpha)
+    if stored == _model_shapes(reference):
+        reference.load_weights(path)
+        copy_weights_by_name(reference, model)
+        return "backbone"
     description = "VGG16(include_top=False)"
     if backbone == "mobilenet_v2":
         description = f"MobileNetV2(include_top=False, alpha={alpha})"

@@ -94,6 +94,14 @@ def test_small_vgg_refuses_imagenet_and_bad_widths():
         SSD300(**kwargs, backbone_kwargs={"widths": (8, 16)})
 
 
+def test_small_vgg_weights_file_must_hold_the_whole_model(tmp_path):
+    kwargs = dict(backbone="small_vgg", attention="none", input_size=64)
+    path = str(tmp_path / "other.weights.h5")
+    SSD300(4, **kwargs).save_weights(path)
+    with pytest.raises(ValueError, match="do not fit this SSD model"):
+        SSD300(3, **kwargs, backbone_weights=path)
+
+
 def test_preprocessing_matches_keras_applications():
     images = _images(2, 128)
     vgg = SSD300(2, attention="none").get_layer("preprocessing")
