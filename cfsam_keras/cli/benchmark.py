@@ -94,21 +94,26 @@ def _write_readme_table(path, table):
 def run_latency(args):
     import keras
 
+    from cfsam_keras.export.common import model_input_size
     from cfsam_keras.export.latency import RUNTIMES
     from cfsam_keras.export.latency import benchmark_model
+    from cfsam_keras.export.latency import latency_roofline
     from cfsam_keras.export.latency import latency_table
     from cfsam_keras.export.latency import latency_targets
+    from cfsam_keras.flops import count_flops
 
     if args.runs < 1 or args.warmup < 0:
         raise CLIError("--runs must be >= 1 and --warmup >= 0")
     runtimes = [r for r in RUNTIMES if r[0] in ("Keras", "TFLite fp32")] if args.quick else RUNTIMES
     runs = min(args.runs, 5) if args.quick else args.runs
     os.makedirs(args.out, exist_ok=True)
-    results = {}
+    results, gflops = {}, {}
     load_before = os.getloadavg()[0]
     for name, build in _latency_models(args.quick):
         keras.utils.set_random_seed(0)
         model = build()
+        size = model_input_size(model)
+        gflops[name] = count_flops(model, [(1, size, size, 3)]) / 1e9
         results[name] = benchmark_model(
             name, model, args.out, runtimes=runtimes, runs=runs, warmup=args.warmup,
             num_threads=args.threads, log=lambda line: print(line, file=sys.stderr, flush=True),
@@ -116,17 +121,19 @@ def run_latency(args):
         del model
         keras.backend.clear_session()
     table = latency_table(results)
+    threads = sorted({r["threads"] for row in results.values() for r in row.values() if "threads" in r})
     note = (
-        f"Median of {runs} single-image runs after {args.warmup} warm-up runs; "
+        f"Median of {runs} single-image runs after {args.warmup} warm-up runs, a model's "
+        "runtimes and a 2048 x 2048 float32 matmul taking turns (one run each per round); "
         f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"TFLite on {args.threads or os.cpu_count()} thread(s); random weights, score threshold 0.01, "
+        f"TFLite on {'/'.join(map(str, threads))} thread(s); random weights, score threshold 0.01, "
         f"top 200; 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after. "
-        + latency_targets(results)
+        + latency_targets(results) + "\n\n" + latency_roofline(results, gflops)
     )
     print(table)
     print(note)
     with open(os.path.join(args.out, "latency.json"), "w", encoding="utf-8") as f:
-        json.dump({"results": results, "note": note}, f, indent=2)
+        json.dump({"results": results, "gflops": gflops, "note": note}, f, indent=2)
     with open(os.path.join(args.out, "latency.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n\n" + note + "\n")
     if args.readme:

@@ -1,5 +1,6 @@
 """Single-image latency of a detector in each of its runtimes (Keras, SavedModel, TFLite)."""
 
+import functools
 import os
 import statistics
 import tempfile
@@ -17,32 +18,42 @@ RUNTIMES = (
 )
 
 
-def measure_latency(predictor, image, runs=30, warmup=3):
-    """Median wall time of ``predictor.predict`` on one image, in milliseconds.
+#: The entry of a `benchmark_model` result that times a float32 matrix product in
+#: the same rounds as the runtimes: the machine's peak under the same load.
+PEAK = "float32 matmul"
 
-    Preprocessing (resize) is done once outside the timed loop; decoding and
-    NMS are inside it.
+
+def measure_latency(calls, runs=30, warmup=3):
+    """Median wall time of each of several calls, in milliseconds, taking turns.
+
+    Every round times each call once, so a burst of load on a shared machine
+    slows all of them in the same round instead of whichever happened to be
+    running, and their ratios stay comparable.
 
     Args:
-        predictor: from ``cfsam_keras.export.load_predictor``.
-        image: RGB uint8 ``[H, W, 3]``.
-        runs: timed runs (>= 1).
-        warmup: untimed runs first.
+        calls: dict title -> zero-argument callable (one single-image
+            prediction, say).
+        runs: timed rounds (>= 1).
+        warmup: untimed rounds first.
 
     Returns:
-        dict with ``median_ms``, ``min_ms`` and ``runs``.
+        dict title -> dict with ``median_ms``, ``min_ms`` and ``runs``.
     """
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
-    batch = predictor.preprocess(image)
     for _ in range(warmup):
-        predictor.predict_preprocessed(batch)
-    times = []
+        for call in calls.values():
+            call()
+    times = {title: [] for title in calls}
     for _ in range(runs):
-        start = time.perf_counter()
-        predictor.predict_preprocessed(batch)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": runs}
+        for title, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[title].append((time.perf_counter() - start) * 1000.0)
+    return {
+        title: {"median_ms": statistics.median(t), "min_ms": min(t), "runs": runs}
+        for title, t in times.items()
+    }
 
 
 def calibration_images(input_size, count=8, seed=0):
@@ -70,6 +81,7 @@ def calibration_images(input_size, count=8, seed=0):
 
 def benchmark_model(
     name, model, out_dir, runtimes=RUNTIMES, runs=30, warmup=3, num_threads=None, log=None,
+    peak_size=2048,
 ):
     """Exports ``model`` to every runtime and measures each one's latency.
 
@@ -78,37 +90,52 @@ def benchmark_model(
         model: an SSD Keras model.
         out_dir: where the SavedModel and TFLite files are written.
         runtimes: subset of `RUNTIMES`.
-        runs, warmup: as for `measure_latency`.
+        runs, warmup: as for `measure_latency` (the runtimes take turns).
         num_threads: TFLite interpreter threads (default: every core).
         log: optional callable taking a progress line.
+        peak_size: side of the float32 matrix product timed in the same rounds
+            (`PEAK`).
 
     Returns:
-        dict: column title -> `measure_latency` result.
+        dict: column title -> its `measure_latency` entry (``median_ms``,
+        ``min_ms``, ``runs``; TFLite ones also the interpreter's ``threads``),
+        and `PEAK` -> the matrix product's entry with its ``gflop_per_s``.
     """
     from cfsam_keras.export.common import model_input_size
     from cfsam_keras.export.predictors import load_predictor
     from cfsam_keras.export.saved_model import export_saved_model
     from cfsam_keras.export.tflite import export_tflite
+    from cfsam_keras.flops import matmul_product
 
     log = log or (lambda line: None)
     size = model_input_size(model)
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    results = {}
+    predictors = {}
     for title, kind, quantization in runtimes:
         log(f"{name}: {title}: exporting")
         if kind == "keras":
-            predictor = load_predictor("keras", model)
+            predictors[title] = load_predictor("keras", model)
         elif kind == "saved_model":
             path = export_saved_model(model, os.path.join(out_dir, name))
-            predictor = load_predictor("saved_model", path)
+            predictors[title] = load_predictor("saved_model", path)
         else:
             path = os.path.join(out_dir, f"{name}_{quantization or 'float32'}.tflite")
             data = calibration_images(size) if quantization == "int8" else None
             export_tflite(model, path, quantization=quantization, representative_data=data)
-            predictor = load_predictor("tflite", path, num_threads=num_threads)
-        log(f"{name}: {title}: timing {runs} runs")
-        results[title] = measure_latency(predictor, image, runs=runs, warmup=warmup)
-        del predictor
+            predictors[title] = load_predictor("tflite", path, num_threads=num_threads)
+    # Preprocessing (the resize) happens once, outside the timed calls; decoding
+    # and NMS are inside them.
+    calls = {
+        title: functools.partial(p.predict_preprocessed, p.preprocess(image))
+        for title, p in predictors.items()
+    }
+    calls[PEAK], peak_flops = matmul_product(peak_size)
+    log(f"{name}: timing {runs} rounds of {', '.join(calls)}")
+    results = measure_latency(calls, runs=runs, warmup=warmup)
+    results[PEAK]["gflop_per_s"] = peak_flops / results[PEAK]["median_ms"] / 1e6
+    for title, predictor in predictors.items():
+        if predictor.kind == "tflite":
+            results[title]["threads"] = predictor.num_threads
     return results
 
 
@@ -158,4 +185,47 @@ def latency_targets(results):
                 parts.append(f"{title} {ratio:.2f}x Keras ({verdict} <= {limit}x)")
         if parts:
             sentences.append(f"{name}: " + ", ".join(parts) + ".")
+    return " ".join(sentences)
+
+
+_INTEGER_RUNTIMES = {title for title, _, quantization in RUNTIMES if quantization == "int8"}
+
+
+def latency_roofline(results, gflops):
+    """One sentence per model: the compute rate each runtime's latency implies.
+
+    The rate is the model's forward-pass FLOPs over the whole single-image
+    latency (decoding and NMS included), next to the float32 matrix product
+    timed in the same rounds (`PEAK`); the last clause is the rate TFLite
+    float32 would need to meet its latency target. It shows whether a runtime
+    could still be made faster or is already bound by arithmetic. int8
+    runtimes are left out: their arithmetic is not float32, so the float32 peak
+    does not bound them.
+
+    Args:
+        results: dict model name -> `benchmark_model` result.
+        gflops: dict model name -> GFLOPs of one forward pass at batch 1.
+    """
+    sentences = []
+    for name, row in results.items():
+        if name not in gflops or PEAK not in row:
+            continue
+        flops, peak = gflops[name], row[PEAK]["gflop_per_s"]
+
+        def rate(gflop_per_s):
+            return f"{gflop_per_s:.0f} ({gflop_per_s / peak:.0%})"
+
+        parts = [
+            f"{title} {rate(flops / (r['median_ms'] / 1000.0))}"
+            for title, r in row.items() if title not in _INTEGER_RUNTIMES and title != PEAK
+        ]
+        sentence = (
+            f"{name}: {flops:.1f} GFLOPs a forward pass; GFLOP/s (share of the float32 "
+            f"matmul peak, {peak:.0f} GFLOP/s in the same rounds): " + ", ".join(parts)
+        )
+        keras_ms = row.get("Keras", {}).get("median_ms")
+        limit = dict(LATENCY_TARGETS)["TFLite fp32"]
+        if keras_ms:
+            sentence += f"; TFLite fp32 at {limit}x Keras would need {rate(flops / (limit * keras_ms / 1000.0))}"
+        sentences.append(sentence + ".")
     return " ".join(sentences)

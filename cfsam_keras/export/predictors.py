@@ -149,9 +149,8 @@ class TFLitePredictor:
 
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no such TFLite file: {path}")
-        self.interpreter = Interpreter(
-            model_path=str(path), num_threads=int(num_threads or os.cpu_count() or 1)
-        )
+        self.num_threads = int(num_threads or os.cpu_count() or 1)
+        self.interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
         self._runner = self.interpreter.get_signature_runner()
         details = self._runner.get_input_details()["images"]
         self.input_size = int(details["shape"][1])

@@ -14,15 +14,11 @@ def _recalibrate_batch_norm(model, images):
     near their initial values, so inference would not show what
     training learned.
     """
-    import keras
+    from cfsam_keras.training.recipe import set_batch_norm_momentum
 
-    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
-    saved = [l.momentum for l in layers]
-    for layer in layers:
-        layer.momentum = 0.0
+    set_batch_norm_momentum(model, 0.0)
     model(images, training=True)
-    for layer, momentum in zip(layers, saved):
-        layer.momentum = momentum
+    set_batch_norm_momentum(model, 0.99)
 
 
 @pytest.fixture(scope="session")
