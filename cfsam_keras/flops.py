@@ -155,7 +155,7 @@ def count_flops(fn_or_model, input_specs):
 def matmul_product(size=2048):
     """A float32 ``size x size`` matrix product to time: the machine's peak.
 
-    Dense matrix products are what CPU kernels libraries tune hardest, so the
+    Dense matrix products are what CPU kernel libraries tune hardest, so the
     rate of this one bounds what a model's convolutions can reach on the same
     cores.
 
@@ -177,4 +177,3 @@ def matmul_product(size=2048):
         tf.matmul(a, b).numpy()
 
     return product, 2 * size**3
-

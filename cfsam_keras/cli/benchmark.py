@@ -95,6 +95,7 @@ def run_latency(args):
     import keras
 
     from cfsam_keras.export.common import model_input_size
+    from cfsam_keras.export.latency import PEAK_SIZE
     from cfsam_keras.export.latency import RUNTIMES
     from cfsam_keras.export.latency import benchmark_model
     from cfsam_keras.export.latency import latency_roofline
@@ -121,10 +122,13 @@ def run_latency(args):
         del model
         keras.backend.clear_session()
     table = latency_table(results)
-    threads = sorted({r["threads"] for row in results.values() for r in row.values() if "threads" in r})
+    threads = sorted(
+        {r["threads"] for row in results.values() for r in row.values() if "threads" in r}
+    )
     note = (
         f"Median of {runs} single-image runs after {args.warmup} warm-up runs, a model's "
-        "runtimes and a 2048 x 2048 float32 matmul taking turns (one run each per round); "
+        f"runtimes and a {PEAK_SIZE} x {PEAK_SIZE} float32 matmul taking turns (one run each "
+        "per round); "
         f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
         f"TFLite on {'/'.join(map(str, threads))} thread(s); random weights, score threshold 0.01, "
         f"top 200; 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after. "

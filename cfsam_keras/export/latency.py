@@ -21,6 +21,8 @@ RUNTIMES = (
 #: The entry of a `benchmark_model` result that times a float32 matrix product in
 #: the same rounds as the runtimes: the machine's peak under the same load.
 PEAK = "float32 matmul"
+#: Side of that square matrix product.
+PEAK_SIZE = 2048
 
 
 def measure_latency(calls, runs=30, warmup=3):
@@ -81,7 +83,7 @@ def calibration_images(input_size, count=8, seed=0):
 
 def benchmark_model(
     name, model, out_dir, runtimes=RUNTIMES, runs=30, warmup=3, num_threads=None, log=None,
-    peak_size=2048,
+    peak_size=PEAK_SIZE,
 ):
     """Exports ``model`` to every runtime and measures each one's latency.
 
@@ -206,6 +208,7 @@ def latency_roofline(results, gflops):
         results: dict model name -> `benchmark_model` result.
         gflops: dict model name -> GFLOPs of one forward pass at batch 1.
     """
+    limit = dict(LATENCY_TARGETS)["TFLite fp32"]
     sentences = []
     for name, row in results.items():
         if name not in gflops or PEAK not in row:
@@ -224,8 +227,8 @@ def latency_roofline(results, gflops):
             f"matmul peak, {peak:.0f} GFLOP/s in the same rounds): " + ", ".join(parts)
         )
         keras_ms = row.get("Keras", {}).get("median_ms")
-        limit = dict(LATENCY_TARGETS)["TFLite fp32"]
         if keras_ms:
-            sentence += f"; TFLite fp32 at {limit}x Keras would need {rate(flops / (limit * keras_ms / 1000.0))}"
+            needed = flops / (limit * keras_ms / 1000.0)
+            sentence += f"; TFLite fp32 at {limit}x Keras would need {rate(needed)}"
         sentences.append(sentence + ".")
     return " ".join(sentences)
