@@ -38,17 +38,15 @@ class IterationSchedule:
     def at_batch(self, batch_size):
         """The same schedule for another global batch size.
 
-        The number of images seen stays the same: every step count is scaled
-        by ``self.batch_size / batch_size``, and the rate grows linearly with
-        the batch (the linear scaling rule).
+        The number of images seen stays the same: every step count is scaled by
+        ``self.batch_size / batch_size``. (The learning rate is scaled by the
+        recipes, with ``cfsam_keras.optimizers.scale_learning_rate``.)
 
         Returns:
-            ``(total_steps, decay_steps, learning_rate)``.
+            ``(total_steps, decay_steps)``.
         """
         scale = self.batch_size / batch_size
-        total = math.ceil(self.iterations * scale)
-        decay = [round(step * scale) for step in self.decay_at]
-        return total, decay, self.learning_rate * batch_size / self.batch_size
+        return math.ceil(self.iterations * scale), [round(s * scale) for s in self.decay_at]
 
 
 #: SSD300 on VOC07+12 trainval (Liu et al., 2016, and its Caffe model zoo
@@ -60,8 +58,33 @@ SSD300_VOC = IterationSchedule(iterations=120_000, decay_at=(80_000, 100_000))
 #: ``ssd_coco.py`` trains 400k iterations with decay at 280k and 360k instead.)
 SSD300_COCO = IterationSchedule(iterations=240_000, decay_at=(160_000, 200_000))
 
-#: SSD's optimizer settings shared by the VOC and COCO recipes.
-SSD300_OPTIMIZER = dict(optimizer="sgd", momentum=0.9, weight_decay=5e-4)
+#: The flag defaults of ``ssd300.py``: SSD300's published training (VGG16 from
+#: ImageNet, SGD with momentum 0.9 and L2 5e-4, lr 1e-3 at batch 32, no warm-up and
+#: no gradient clipping), whatever the dataset.
+SSD300 = dict(
+    attention="cfsam",
+    backbone="vgg16",
+    input_size=300,
+    backbone_weights="imagenet",
+    batch_size=32,
+    optimizer="sgd",
+    lr=1e-3,
+    reference_batch=32,
+    schedule="step",
+    weight_decay=5e-4,
+    warmup_epochs=0.0,
+    clipnorm=0.0,
+    eval_every=10,
+)
+
+#: Per dataset: its schedule, default-box sizes, folder and the metric that picks
+#: ``best.keras``.
+SSD300_DATASETS = {
+    "voc": dict(schedule=SSD300_VOC, anchor_preset="voc", data_dir="data/VOCdevkit",
+                monitor="val_voc_map"),
+    "coco": dict(schedule=SSD300_COCO, anchor_preset="coco", data_dir="data/coco",
+                 monitor="val_AP"),
+}
 
 #: The demo's model: the small VGG-style backbone from scratch, COCO default-box
 #: sizes, a 64-wide CFSAM whose keys and values are pooled to 4 x 4 per level.
@@ -87,13 +110,13 @@ DEMO = dict(
     batch_size=16,
     optimizer="adamw",
     lr=2e-3,
+    reference_batch=16,
     schedule="cosine",
     warmup_epochs=1.0,
     weight_decay=5e-4,
     clipnorm=10.0,
     out="runs/demo",
     eval_every=4,
-    seed=0,
 )
 
 #: The built-in dataset the demo writes (``cfsam_keras.data.write_builtin_dataset``).

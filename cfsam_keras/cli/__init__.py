@@ -1,47 +1,42 @@
-"""The ``cfsam-keras`` command line tool.
+"""The ``cfsam-keras`` command line.
 
-Each sub-command lives in its own module in this package and defines
-``add_parser(subparsers)`` and ``run(args) -> int``.
+Each sub-command lives in its own module here and defines ``add_parser(subparsers)``
+and ``run(args) -> int``. These modules import nothing heavy at their top: the
+arguments are parsed (and ``--help`` answered) before TensorFlow loads, and each
+``run`` imports what it needs. Every error reaches the user as one line,
+``cfsam-keras COMMAND: error: ...``, with exit status 2.
 """
 
-import argparse
 import importlib
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from cfsam_keras.cli.common import CLIError
+from cfsam_keras.cli.common import load_runtime
+from cfsam_keras.validation import ArgumentParser
 
-SUBCOMMANDS = (
-    "make_dataset",
-    "train",
-    "evaluate",
-    "predict",
-    "export",
-    "benchmark",
-)
+SUBCOMMANDS = ("make_dataset", "evaluate", "predict", "export")
 
-
-class CLIError(Exception):
-    """An error reported to the user as one line, without a traceback."""
+__all__ = ["CLIError", "SUBCOMMANDS", "build_parser", "main"]
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cfsam-keras",
-        description="Train, evaluate, export and benchmark SSD300 with CFSAM.",
+        description="Evaluate, run and export SSD300 detectors with CFSAM; write the "
+        "built-in dataset. Training runs from the recipes/ scripts of the source "
+        "checkout (see its README).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"cfsam_keras.cli.{name}")
-        module.add_parser(subparsers)
+        importlib.import_module(f"cfsam_keras.cli.{name}").add_parser(subparsers)
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
+        load_runtime()
         return int(args.run(args) or 0)
     except CLIError as e:
         print(f"cfsam-keras {args.command}: error: {e}", file=sys.stderr)

@@ -4,7 +4,12 @@ import json
 import math
 import os
 
-from cfsam_keras.cli import CLIError
+from cfsam_keras.cli.common import CLIError
+from cfsam_keras.cli.common import add_inference_flags
+from cfsam_keras.cli.common import inference_settings
+from cfsam_keras.cli.common import load_keras_model
+from cfsam_keras.validation import flag
+from cfsam_keras.validation import positive_int
 
 DESCRIPTION = """\
 Evaluate a saved SSD model (.keras) on an unshuffled dataset: runs the detector
@@ -36,18 +41,14 @@ def add_parser(subparsers):
     data.add_argument("--split", default=None,
                       help="split to evaluate (default: 'test' for VOC, 'validation' for TFDS)")
     opts = parser.add_argument_group("evaluation")
-    opts.add_argument("--batch-size", type=int, default=8, help="default: %(default)s")
-    opts.add_argument("--score-threshold", type=float, default=0.01,
-                      help="minimum detection score (default: %(default)s, SSD's)")
-    opts.add_argument("--iou-threshold", type=float, default=0.45,
-                      help="per-class NMS IoU (default: %(default)s, SSD's)")
-    opts.add_argument("--max-detections", type=int, default=200,
-                      help="detections kept per image (default: %(default)s, SSD's)")
-    opts.add_argument("--max-images", type=int, default=None,
+    opts.add_argument("--batch-size", type=flag(positive_int), default=8,
+                      help="default: %(default)s")
+    opts.add_argument("--max-images", type=flag(positive_int), default=None,
                       help="evaluate only the first N images")
     opts.add_argument("--out", metavar="FILE.json", help="write all results to this JSON file")
     opts.add_argument("--verbose", action="store_true",
                       help="print pycocotools' own progress and summary")
+    add_inference_flags(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -73,14 +74,6 @@ def _check_args(args):
             raise CLIError(f"image folder not found: {args.image_dir}")
     if args.voc_devkit and not os.path.isdir(args.voc_devkit):
         raise CLIError(f"VOC devkit folder not found: {args.voc_devkit}")
-    for flag, value in (("--batch-size", args.batch_size), ("--max-detections", args.max_detections),
-                        ("--max-images", args.max_images)):
-        if value is not None and value < 1:
-            raise CLIError(f"{flag} must be a positive integer, got {value}")
-    for flag, value in (("--score-threshold", args.score_threshold),
-                        ("--iou-threshold", args.iou_threshold)):
-        if not 0.0 <= value <= 1.0:
-            raise CLIError(f"{flag} must be in [0, 1], got {value}")
 
 
 def _first_line(error):
@@ -103,17 +96,6 @@ def _source(args):
         if not args.tfds:
             raise
         raise CLIError(f"cannot read TFDS dataset {args.tfds}: {_first_line(e)}") from e
-
-
-def _load_model(path):
-    import keras
-
-    import cfsam_keras.models  # noqa: F401  (registers the custom layers)
-
-    try:
-        return keras.saving.load_model(path)
-    except Exception as e:  # load_model raises many types; the user needs one line
-        raise CLIError(f"cannot load model {path}: {_first_line(e)}") from e
 
 
 def _json_ready(value):
@@ -154,13 +136,14 @@ def run(args):
     import keras
 
     from cfsam_keras.evaluation import evaluate_detector
-    from cfsam_keras.models import detector, model_config
+    from cfsam_keras.models import detector
+    from cfsam_keras.models import model_config
 
-    model = _load_model(args.model)
+    model = load_keras_model(args.model)
     try:
         num_classes = model_config(model)["num_classes"]
-    except Exception as e:
-        raise CLIError(f"{args.model} is not a cfsam_keras SSD model: {e}") from e
+    except ValueError as e:
+        raise CLIError(f"{args.model} is not a cfsam_keras SSD model: {e}") from None
     source = _source(args)
     class_names = list(source.class_names)
     if len(class_names) != num_classes:
@@ -169,8 +152,7 @@ def run(args):
     if isinstance(model, keras.Model) and isinstance(model.output, dict):
         det = model  # already a detector
     else:
-        det = detector(model, score_threshold=args.score_threshold,
-                       iou_threshold=args.iou_threshold, max_detections=args.max_detections)
+        det = detector(model, **inference_settings(args))
     results = evaluate_detector(det, source, batch_size=args.batch_size,
                                 class_names=class_names, max_images=args.max_images,
                                 verbose=args.verbose)

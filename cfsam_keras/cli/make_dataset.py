@@ -1,6 +1,6 @@
 """``cfsam-keras make-dataset``: write the built-in shapes dataset as COCO files."""
 
-from cfsam_keras.cli import CLIError
+from cfsam_keras.cli.common import CLIError
 
 
 def add_parser(subparsers):

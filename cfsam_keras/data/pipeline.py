@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from cfsam_keras.data.augment import SSD_MEAN_RGB, ssd_augment
 from cfsam_keras.data.source import decode_record, read_record
+from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
+from cfsam_keras.defaults import VARIANCES
 
 
 def _decode_any(data):
@@ -86,8 +88,8 @@ def train_pipeline(
     keep_crowd=False,
     fill_value=SSD_MEAN_RGB,
     max_expand=4.0,
-    iou_threshold=0.5,
-    variances=(0.1, 0.2),
+    iou_threshold=MATCH_IOU_THRESHOLD,
+    variances=VARIANCES,
     deterministic=True,
     strict=False,
     input_context=None,

@@ -1,10 +1,17 @@
 """A ``model.fit`` callback that scores the detector on a validation set."""
 
 import math
+import os
 
 import keras
+import tensorflow as tf
 
+from cfsam_keras.defaults import MAX_DETECTIONS
+from cfsam_keras.defaults import NMS_IOU_THRESHOLD
+from cfsam_keras.defaults import SCORE_THRESHOLD
 from cfsam_keras.evaluation.detector_eval import evaluate_detector
+from cfsam_keras.models import detector
+from cfsam_keras.validation import positive_int
 
 #: COCO numbers the callback logs (the AR ones are left to full evaluations).
 LOGGED_COCO_METRICS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
@@ -58,9 +65,9 @@ class EvaluationCallback(keras.callbacks.Callback):
         val_data=None,
         every_n_epochs=1,
         batch_size=8,
-        score_threshold=0.01,
-        iou_threshold=0.45,
-        max_detections=200,
+        score_threshold=SCORE_THRESHOLD,
+        iou_threshold=NMS_IOU_THRESHOLD,
+        max_detections=MAX_DETECTIONS,
         log_dir=None,
         prefix="val_",
         verbose=0,
@@ -69,8 +76,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         super().__init__()
         if val_data is None:
             raise ValueError("val_data is required: a cfsam_keras.data source or eval dataset.")
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be a positive int, got {every_n_epochs!r}.")
+        positive_int(every_n_epochs, "every_n_epochs")
         self._given = model
         self._detector = None
         self.val_data = val_data
@@ -93,8 +99,6 @@ class EvaluationCallback(keras.callbacks.Callback):
         if target is None:
             raise ValueError("EvaluationCallback has no model: pass one or use it in fit().")
         if isinstance(target, keras.Model) and not isinstance(target.output, dict):
-            from cfsam_keras.models import detector
-
             return detector(target, **self.detector_kwargs)
         return target
 
@@ -133,10 +137,6 @@ class EvaluationCallback(keras.callbacks.Callback):
             print(f"Epoch {epoch + 1}: evaluation - {shown}")
 
     def _write_scalars(self, values, epoch):
-        import os
-
-        import tensorflow as tf
-
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "evaluation"))
         with self._writer.as_default():

@@ -6,20 +6,23 @@ image ``[H, W, 3]`` of any size and returns its detections as NumPy arrays:
 image (the library's ``rel_xyxy``), ``scores`` ``[N]`` and ``classes`` ``[N]``
 (0-based), best first. All three resize with the same bilinear resize, so they
 see the same pixels (the TFLite input is additionally rounded to uint8).
-The ``cfsam-keras predict`` and ``benchmark`` commands are built on it.
+``cfsam-keras predict`` is built on it.
 """
 
 import os
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from cfsam_keras.export.common import model_class_names
-from cfsam_keras.export.common import model_input_size
 from cfsam_keras.export.common import read_class_names
 from cfsam_keras.export.saved_model import CLASS_NAMES_FILE
 from cfsam_keras.export.saved_model import SERVING_DEFAULT
 from cfsam_keras.export.saved_model import resize_images
 from cfsam_keras.export.tflite import class_names_path
+from cfsam_keras.models import check_class_names
+from cfsam_keras.models import detector
+from cfsam_keras.models import model_config
 
 PREDICTOR_KINDS = ("keras", "saved_model", "tflite")
 
@@ -47,34 +50,23 @@ class KerasPredictor:
 
     Args:
         model: an SSD Keras model (``SSD300``) or the path of a ``.keras`` file.
-        class_names: optional list of names; default: the model's, or generic.
-        score_threshold, iou_threshold, max_detections: as for ``detector``.
+        class_names: optional list of names; default: the model's own.
+        **settings: the inference settings of ``cfsam_keras.models.postprocessor``;
+            SSD's when left out.
     """
 
     kind = "keras"
 
-    def __init__(
-        self, model, class_names=None, score_threshold=0.01, iou_threshold=0.45,
-        max_detections=200,
-    ):
-        import keras
-
-        from cfsam_keras.models import detector
-
+    def __init__(self, model, class_names=None, **settings):
         if isinstance(model, (str, os.PathLike)):
-            import cfsam_keras.layers  # noqa: F401  (registers the custom objects)
-            import cfsam_keras.losses  # noqa: F401
-
             model = keras.saving.load_model(model)
+        config = model_config(model)
         self.model = model
-        self.input_size = model_input_size(model)
-        self.class_names = model_class_names(model, class_names)
-        self.detector = detector(
-            model,
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
-            max_detections=max_detections,
-        )
+        self.input_size = config["input_size"]
+        self.class_names = check_class_names(class_names, config["num_classes"]) or config[
+            "class_names"
+        ]
+        self.detector = detector(model, **settings)
 
     def preprocess(self, image):
         """The float32 ``[1, S, S, 3]`` batch the model sees for ``image``."""
@@ -101,8 +93,6 @@ class SavedModelPredictor:
     kind = "saved_model"
 
     def __init__(self, export_dir):
-        import tensorflow as tf
-
         if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
             raise FileNotFoundError(
                 f"{export_dir} is not a SavedModel folder (no saved_model.pb); pass a "
@@ -117,8 +107,6 @@ class SavedModelPredictor:
         self.input_size = None  # resized inside the signature
 
     def preprocess(self, image):
-        import tensorflow as tf
-
         return tf.constant(_check_image(image)[None])
 
     def predict_preprocessed(self, batch):
@@ -145,7 +133,13 @@ class TFLitePredictor:
     kind = "tflite"
 
     def __init__(self, path, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ImportError(
+                "running a .tflite file needs the LiteRT interpreter: "
+                "pip install 'cfsam-keras[litert]' (or ai-edge-litert)"
+            ) from None
 
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no such TFLite file: {path}")

@@ -20,10 +20,14 @@ import re
 import shutil
 import tempfile
 
+import keras
+import tensorflow as tf
+
 from cfsam_keras.export.common import check_tensorflow_backend
-from cfsam_keras.export.common import model_class_names
-from cfsam_keras.export.common import model_input_size
 from cfsam_keras.export.common import write_class_names
+from cfsam_keras.models import check_class_names
+from cfsam_keras.models import detector as make_detector
+from cfsam_keras.models import model_config
 
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
@@ -52,16 +56,11 @@ def resize_images(images, input_size):
     The one resize every export and predictor uses (bilinear, no aspect-ratio
     padding, like the SSD eval pipeline), so their detections agree.
     """
-    import tensorflow as tf
-
     images = tf.cast(images, tf.float32)
     return tf.image.resize(images, [input_size, input_size], method="bilinear")
 
 
 def _build_archive(detector, input_size, class_names):
-    import keras
-    import tensorflow as tf
-
     class_name_table = tf.constant(list(class_names), dtype=tf.string)
     num_classes = len(class_names)
 
@@ -136,10 +135,7 @@ def export_saved_model(
     export_dir,
     version=None,
     class_names=None,
-    score_threshold=0.01,
-    iou_threshold=0.45,
-    max_detections=200,
-    pre_nms_top_k=400,
+    **settings,
 ):
     """Writes an SSD model as a TF Serving SavedModel ``export_dir/<version>/``.
 
@@ -152,13 +148,11 @@ def export_saved_model(
             offsets + logits output, with its anchor config).
         export_dir: the model's base folder, e.g. ``"exports/ssd300_cfsam"``.
         version: positive integer version; default: the next free number.
-        class_names: list of ``num_classes`` names; default: names stored in
-            the model's config, else ``"class_0"``, ``"class_1"``, ...
-        score_threshold: minimum class score of a detection.
-        iou_threshold: per-class NMS IoU threshold.
-        max_detections: K, detections per image (padded).
-        pre_nms_top_k: per class, only this many best boxes enter NMS (as
-            ``cfsam_keras.models.detector``).
+        class_names: list of ``num_classes`` names; default: the model's own
+            (``cfsam_keras.models.model_config``).
+        **settings: the inference settings of ``cfsam_keras.models.postprocessor``
+            (``score_threshold``, ``iou_threshold``, ``max_detections``,
+            ``pre_nms_top_k``); SSD's when left out.
 
     Returns:
         The path of the written version folder.
@@ -168,8 +162,6 @@ def export_saved_model(
     >>> model = cfsam_keras.models.SSD300(num_classes=20)
     >>> path = export_saved_model(model, "exports/ssd300")  # exports/ssd300/1
     """
-    from cfsam_keras.models import detector as make_detector
-
     check_tensorflow_backend("export_saved_model")
     if version is None:
         version = next_version(export_dir)
@@ -181,15 +173,10 @@ def export_saved_model(
             f"{final_dir} already exists; TF Serving versions are immutable, "
             "pick another version (or leave version=None for the next free one)"
         )
-    input_size = model_input_size(model)
-    class_names = model_class_names(model, class_names)
-    detector = make_detector(
-        model,
-        score_threshold=score_threshold,
-        iou_threshold=iou_threshold,
-        max_detections=max_detections,
-        pre_nms_top_k=pre_nms_top_k,
-    )
+    config = model_config(model)
+    input_size = config["input_size"]
+    class_names = check_class_names(class_names, config["num_classes"]) or config["class_names"]
+    detector = make_detector(model, **settings)
 
     os.makedirs(export_dir, exist_ok=True)
     # A name TF Serving ignores (not an integer) on the same file system, so

@@ -21,12 +21,16 @@ or custom ops.
 import os
 import tempfile
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from cfsam_keras.export.common import check_tensorflow_backend
-from cfsam_keras.export.common import model_class_names
-from cfsam_keras.export.common import model_input_size
 from cfsam_keras.export.common import write_class_names
+from cfsam_keras.export.saved_model import resize_images
+from cfsam_keras.models import check_class_names
+from cfsam_keras.models import model_config
+from cfsam_keras.models import postprocessor
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 OUTPUT_NAMES = (
@@ -44,33 +48,18 @@ def class_names_path(tflite_path):
     return root + ".labels.txt"
 
 
-def _build_archive(model, score_threshold, iou_threshold, max_detections, variances,
-                   pre_nms_top_k):
-    import keras
-    import tensorflow as tf
-
-    from cfsam_keras.models import DecodePredictions
-    from cfsam_keras.models import PerClassNMS
-    from cfsam_keras.models import model_config
-
-    input_size = model_input_size(model)
-    decode = DecodePredictions(model_config(model)["anchor_config"], variances, dtype="float32")
-    nms = PerClassNMS(
-        score_threshold=score_threshold,
-        iou_threshold=iou_threshold,
-        max_detections=max_detections,
-        method="class_offset",
-        pre_nms_top_k=pre_nms_top_k,
-    )
+def _build_archive(model, input_size, settings):
+    # One NON_MAX_SUPPRESSION_V5 per image: a TFLite builtin.
+    postprocess = postprocessor(model, nms_method="class_offset", **settings)
 
     def detect(images):
         raw = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
-        boxes, scores, classes, num = nms(*decode(raw))
+        out = postprocess(raw)
         return {
-            "detection_boxes": tf.gather(boxes, [1, 0, 3, 2], axis=-1),
-            "detection_scores": scores,
-            "detection_classes": classes,
-            "num_detections": num,
+            "detection_boxes": tf.gather(out["boxes"], [1, 0, 3, 2], axis=-1),
+            "detection_scores": out["scores"],
+            "detection_classes": out["classes"],
+            "num_detections": out["num_detections"],
             "raw_predictions": raw,
         }
 
@@ -86,8 +75,6 @@ def _build_archive(model, score_threshold, iou_threshold, max_detections, varian
 
 def _representative_images(representative_data, input_size, limit):
     """Yields float32 [1, S, S, 3] calibration images from arrays or a dataset."""
-    from cfsam_keras.export.saved_model import resize_images
-
     count = 0
     for item in representative_data:
         if isinstance(item, dict):
@@ -115,8 +102,6 @@ def _representative_images(representative_data, input_size, limit):
 
 
 def _convert(converter, quantization, representative_data, input_size, num_calibration_images):
-    import tensorflow as tf
-
     # Built-in ops only: a model that would need Flex ops fails to convert here.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization is not None:
@@ -136,12 +121,8 @@ def export_tflite(
     quantization=None,
     representative_data=None,
     class_names=None,
-    score_threshold=0.01,
-    iou_threshold=0.45,
-    max_detections=200,
-    variances=(0.1, 0.2),
     num_calibration_images=100,
-    pre_nms_top_k=400,
+    **settings,
 ):
     """Converts an SSD model to a TFLite file with decoding and NMS inside.
 
@@ -157,15 +138,12 @@ def export_tflite(
             ``[H, W, 3]`` or batches ``[B, H, W, 3]`` (0..255, resized to the
             model's input size here), or of ``eval_pipeline`` dicts (their
             ``images``) or ``(images, ...)`` tuples.
-        class_names: list of ``num_classes`` names; default: the model's, else
-            ``"class_0"``, ...
-        score_threshold: minimum class score of a detection.
-        iou_threshold: per-class NMS IoU threshold.
-        max_detections: K, detections per image (padded).
-        variances: SSD's ``(centre, size)`` box-encoding variances.
+        class_names: list of ``num_classes`` names; default: the model's own
+            (``cfsam_keras.models.model_config``).
         num_calibration_images: at most this many images are used for ``"int8"``.
-        pre_nms_top_k: per class, only this many best boxes enter NMS (as
-            ``cfsam_keras.models.detector``).
+        **settings: the inference settings of ``cfsam_keras.models.postprocessor``
+            (``score_threshold``, ``iou_threshold``, ``max_detections``,
+            ``pre_nms_top_k``); SSD's when left out.
 
     Returns:
         ``path``.
@@ -174,8 +152,6 @@ def export_tflite(
 
     >>> export_tflite(model, "exports/ssd300/ssd300_fp16.tflite", quantization="float16")
     """
-    import tensorflow as tf
-
     check_tensorflow_backend("export_tflite")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
@@ -183,12 +159,10 @@ def export_tflite(
         raise ValueError(
             'quantization="int8" needs representative_data (e.g. images of the eval split)'
         )
-    class_names = model_class_names(model, class_names)
-    input_size = model_input_size(model)
-    # PerClassNMS checks the thresholds, max_detections and pre_nms_top_k.
-    archive = _build_archive(
-        model, score_threshold, iou_threshold, max_detections, variances, pre_nms_top_k
-    )
+    config = model_config(model)
+    input_size = config["input_size"]
+    class_names = check_class_names(class_names, config["num_classes"]) or config["class_names"]
+    archive = _build_archive(model, input_size, settings)
     # Through a SavedModel, as Keras' own LiteRT export does: it freezes the
     # Keras variables into constants.
     with tempfile.TemporaryDirectory() as saved_model_dir:

@@ -2,9 +2,10 @@
 
 import keras
 from keras import ops
+from cfsam_keras.defaults import NEG_POS_RATIO
 
 
-def multibox_loss_terms(y_true, y_pred, neg_pos_ratio=3.0):
+def multibox_loss_terms(y_true, y_pred, neg_pos_ratio=NEG_POS_RATIO):
     """Per-image parts of the SSD MultiBox loss, not yet normalised.
 
     Positives are the default boxes whose target class is not 0. Negatives are
@@ -119,7 +120,7 @@ class MultiBoxLoss(keras.losses.Loss):
     def __init__(
         self,
         num_classes,
-        neg_pos_ratio=3.0,
+        neg_pos_ratio=NEG_POS_RATIO,
         alpha=1.0,
         reduction="sum_over_batch_size",
         name="multibox_loss",

@@ -2,12 +2,17 @@
 
 - ``SSD300(num_classes, backbone, attention, ...)`` builds the trainable model.
 - ``model_default_boxes(model)`` gives its default boxes from its config.
-- ``detector(model, ...)`` wraps it with decoding and per-class NMS for inference.
+- ``model_config(model)`` reads what a model says about itself (classes, boxes).
+- ``postprocessor(model, ...)`` is the decode + per-class NMS stage every runtime runs;
+  ``detector(model, ...)`` wraps the model with it for inference in Keras.
 """
 
 from cfsam_keras.models.decoder import DecodePredictions
+from cfsam_keras.models.decoder import decode
 from cfsam_keras.models.detector import detector
+from cfsam_keras.models.detector import postprocessor
 from cfsam_keras.models.heads import SSDPredictions
+from cfsam_keras.models.heads import check_class_names
 from cfsam_keras.models.nms import NMS_METHODS
 from cfsam_keras.models.nms import PerClassNMS
 from cfsam_keras.models.preprocessing import CaffePreprocessing
@@ -26,7 +31,10 @@ __all__ = [
     "PerClassNMS",
     "SSD300",
     "SSDPredictions",
+    "check_class_names",
+    "decode",
     "detector",
     "model_config",
     "model_default_boxes",
+    "postprocessor",
 ]

@@ -1,9 +1,48 @@
-"""Decoding SSD predictions into boxes and class probabilities."""
+"""Decoding SSD predictions into boxes and class probabilities (``keras.ops``, any backend)."""
 
 import copy
 
 import keras
 from keras import ops
+from keras.utils import bounding_boxes
+
+from cfsam_keras.anchors import default_boxes
+from cfsam_keras.defaults import VARIANCES
+
+
+def decode(offsets, anchors, variances=VARIANCES):
+    """Boxes from SSD offsets: the inverse of ``cfsam_keras.targets.encode``.
+
+    ``cx = a_cx + o_0 v0 a_w``, ``cy = a_cy + o_1 v0 a_h``,
+    ``w = a_w exp(o_2 v1)``, ``h = a_h exp(o_3 v1)``, via
+    ``keras.utils.bounding_boxes.decode_deltas_to_boxes``. Boxes are not
+    clipped to the image. Computed in float32 whatever the input dtype.
+
+    Args:
+        offsets: float ``[..., A, 4]`` encoded offsets (e.g. the first four
+            columns of the model output).
+        anchors: float ``[A, 4]`` default boxes, normalised ``(cx, cy, w, h)``.
+        variances: ``(centre, size)`` variances of the SSD encoding.
+
+    Returns:
+        float32 ``[..., A, 4]`` normalised ``(xmin, ymin, xmax, ymax)``.
+
+    Example:
+    >>> anchors = ssd300_default_boxes("voc")
+    >>> boxes = decode(model_output[..., :4], anchors)
+    """
+    centre, size = (float(v) for v in variances)
+    offsets = ops.cast(offsets, "float32")
+    anchors = ops.cast(anchors, "float32")
+    return bounding_boxes.decode_deltas_to_boxes(
+        anchors,
+        offsets,
+        anchor_format="rel_center_xywh",
+        box_format="rel_xyxy",
+        encoded_format="center_xywh",
+        variance=[centre, centre, size, size],
+        image_shape=(1, 1, 3),
+    )
 
 
 @keras.saving.register_keras_serializable(package="cfsam_keras")
@@ -11,7 +50,7 @@ class DecodePredictions(keras.layers.Layer):
     """Turns SSD's raw output into boxes and per-class probabilities.
 
     Box offsets are decoded against the model's default boxes with
-    ``cfsam_keras.targets.decode``; class logits go through a softmax. Written in
+    `decode`; class logits go through a softmax. Written in
     ``keras.ops``, so it runs on every backend.
 
     Args:
@@ -32,10 +71,8 @@ class DecodePredictions(keras.layers.Layer):
     >>> boxes, scores = decode(model(images))
     """
 
-    def __init__(self, anchor_config, variances=(0.1, 0.2), **kwargs):
+    def __init__(self, anchor_config, variances=VARIANCES, **kwargs):
         super().__init__(**kwargs)
-        from cfsam_keras.anchors import default_boxes
-
         if len(variances) != 2 or min(variances) <= 0:
             raise ValueError(f"variances must be two positive floats; got {variances!r}")
         self.anchor_config = copy.deepcopy(anchor_config)
@@ -56,8 +93,6 @@ class DecodePredictions(keras.layers.Layer):
         self.built = True
 
     def call(self, predictions):
-        from cfsam_keras.targets import decode
-
         anchors = ops.convert_to_tensor(self._anchors, dtype=self.compute_dtype)
         predictions = ops.cast(predictions, self.compute_dtype)
         boxes = decode(predictions[..., :4], anchors, self.variances)

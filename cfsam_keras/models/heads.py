@@ -5,6 +5,9 @@ import copy
 import keras
 from keras import ops
 
+from cfsam_keras.defaults import VARIANCES
+from cfsam_keras.validation import positive_int
+
 
 def _plain(value):
     """Turns tuples and numpy scalars into JSON-friendly lists and Python numbers."""
@@ -22,13 +25,16 @@ class SSDPredictions(keras.layers.Layer):
     """Concatenates per-level head outputs into one ``[B, A, 4 + num_classes + 1]`` tensor.
 
     The default boxes come in the order (level, row, column, box kind), the order
-    ``cfsam_keras.anchors.default_boxes`` produces. The layer also carries the model's
-    ``anchor_config`` and ``num_classes`` in its config, so the default boxes of a saved
-    model can be had without rebuilding it (see ``cfsam_keras.models.model_default_boxes``).
+    ``cfsam_keras.anchors.default_boxes`` produces. The layer also carries what a saved
+    model needs to be used without its training code: ``num_classes``, the class names,
+    the ``anchor_config`` and the box-encoding ``variances`` (read them with
+    ``cfsam_keras.models.model_config``).
 
     Args:
         num_classes: int, number of object classes (background not counted).
         anchor_config: dict from ``cfsam_keras.anchors.anchor_config``.
+        class_names: optional list of ``num_classes`` names, index = class.
+        variances: the centre and size variances the box offsets are encoded with.
 
     Call arguments:
         inputs: list of ``2 * L`` tensors: the L box-offset maps ``[B, H_l, W_l, k_l * 4]``
@@ -48,15 +54,17 @@ class SSDPredictions(keras.layers.Layer):
     (1, 8732, 25)
     """
 
-    def __init__(self, num_classes, anchor_config, **kwargs):
+    def __init__(self, num_classes, anchor_config, class_names=None, variances=VARIANCES, **kwargs):
         super().__init__(**kwargs)
-        if int(num_classes) != num_classes or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        self.num_classes = positive_int(num_classes, "num_classes")
         missing = {"feature_sizes", "aspect_ratios"} - set(anchor_config)
         if missing:
             raise ValueError(f"anchor_config lacks the keys {sorted(missing)}")
-        self.num_classes = int(num_classes)
         self.anchor_config = _plain(copy.deepcopy(anchor_config))
+        self.class_names = check_class_names(class_names, self.num_classes)
+        if len(variances) != 2 or min(variances) <= 0:
+            raise ValueError(f"variances must be two positive floats; received {variances!r}")
+        self.variances = tuple(float(v) for v in variances)
 
     def _num_levels(self):
         return len(self.anchor_config["feature_sizes"])
@@ -100,9 +108,31 @@ class SSDPredictions(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"num_classes": self.num_classes, "anchor_config": copy.deepcopy(self.anchor_config)}
+            {
+                "num_classes": self.num_classes,
+                "anchor_config": copy.deepcopy(self.anchor_config),
+                "class_names": None if self.class_names is None else list(self.class_names),
+                "variances": list(self.variances),
+            }
         )
         return config
+
+
+def check_class_names(class_names, num_classes):
+    """``class_names`` as a list of ``num_classes`` one-line strings, or ``None``."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, str):
+        raise ValueError(f"class_names must be a list of names, not the string {class_names!r}")
+    names = [str(n) for n in class_names]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"class_names has {len(names)} names but the model has {num_classes} object classes"
+        )
+    bad = [n for n in names if not n.strip() or "\n" in n]
+    if bad:
+        raise ValueError(f"class_names must be non-empty one-line strings; received {bad[:3]!r}")
+    return names
 
 
 def prediction_heads(sources, boxes_per_location, num_classes):

@@ -2,6 +2,13 @@
 
 import keras
 
+from cfsam_keras.defaults import MAX_DETECTIONS
+from cfsam_keras.defaults import NMS_IOU_THRESHOLD
+from cfsam_keras.defaults import PRE_NMS_TOP_K
+from cfsam_keras.defaults import SCORE_THRESHOLD
+from cfsam_keras.validation import number
+from cfsam_keras.validation import positive_int
+
 #: ``"combined"``: ``tf.image.combined_non_max_suppression`` (fast on CPU and GPU).
 #: ``"class_offset"``: one ``NonMaxSuppressionV5`` per image over boxes shifted apart by
 #: class, which keeps classes apart exactly as per-class NMS does and maps to TFLite's
@@ -17,8 +24,8 @@ class PerClassNMS(keras.layers.Layer):
     ``score_threshold`` are kept greedily in score order unless they overlap a kept box
     of that class by more than ``iou_threshold``; of all kept boxes the
     ``max_detections`` best are returned. This is the inference of the SSD reference
-    (score 0.01, top 400 per class, IoU 0.45, top 200). Both methods give the same
-    result; the layer runs on the TensorFlow backend only.
+    (``cfsam_keras.defaults``). Both methods give the same result; the layer runs on
+    the TensorFlow backend only.
 
     Args:
         score_threshold: float, minimum class probability of a detection.
@@ -28,7 +35,7 @@ class PerClassNMS(keras.layers.Layer):
         method: ``"combined"`` or ``"class_offset"`` (see ``NMS_METHODS``).
         clip_boxes: bool, clip returned boxes to [0, 1].
         pre_nms_top_k: int or ``None``: per class, only this many best-scoring boxes
-            enter NMS (SSD's ``top_k: 400``); ``None`` lets every box in.
+            enter NMS (SSD's ``top_k``); ``None`` lets every box in.
 
     Call arguments:
         boxes: float ``[B, A, 4]`` rel_xyxy.
@@ -40,37 +47,29 @@ class PerClassNMS(keras.layers.Layer):
         num_detections [B] int32)``; rows past ``num_detections`` are zeros.
 
     Example:
-    >>> nms = PerClassNMS(score_threshold=0.3, iou_threshold=0.45, max_detections=10)
+    >>> nms = PerClassNMS(score_threshold=0.3, max_detections=10)
     >>> boxes, scores, classes, num = nms(decoded_boxes, probabilities)
     """
 
     def __init__(
         self,
-        score_threshold=0.01,
-        iou_threshold=0.45,
-        max_detections=200,
+        score_threshold=SCORE_THRESHOLD,
+        iou_threshold=NMS_IOU_THRESHOLD,
+        max_detections=MAX_DETECTIONS,
         method="combined",
         clip_boxes=True,
-        pre_nms_top_k=400,
+        pre_nms_top_k=PRE_NMS_TOP_K,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not 0.0 <= score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1); got {score_threshold!r}")
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold!r}")
-        if not _positive_int(max_detections):
-            raise ValueError(f"max_detections must be a positive int; got {max_detections!r}")
-        if pre_nms_top_k is not None and not _positive_int(pre_nms_top_k):
-            raise ValueError(f"pre_nms_top_k must be a positive int or None; got {pre_nms_top_k!r}")
+        self.score_threshold = number(score_threshold, "score_threshold", 0.0, 1.0, high_open=True)
+        self.iou_threshold = number(iou_threshold, "iou_threshold", 0.0, 1.0, low_open=True)
+        self.max_detections = positive_int(max_detections, "max_detections")
+        self.pre_nms_top_k = positive_int(pre_nms_top_k, "pre_nms_top_k", allow_none=True)
         if method not in NMS_METHODS:
             raise ValueError(f"Unknown NMS method {method!r}; expected one of {list(NMS_METHODS)}")
-        self.score_threshold = float(score_threshold)
-        self.iou_threshold = float(iou_threshold)
-        self.max_detections = max_detections
         self.method = method
         self.clip_boxes = bool(clip_boxes)
-        self.pre_nms_top_k = pre_nms_top_k
 
     def call(self, boxes, scores):
         if keras.backend.backend() != "tensorflow":
@@ -180,7 +179,3 @@ class PerClassNMS(keras.layers.Layer):
             }
         )
         return config
-
-
-def _positive_int(value):
-    return not isinstance(value, bool) and isinstance(value, int) and value >= 1

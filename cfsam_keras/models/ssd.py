@@ -2,6 +2,11 @@
 
 import keras
 
+from cfsam_keras.anchors import anchor_config
+from cfsam_keras.anchors import boxes_per_location
+from cfsam_keras.anchors import default_boxes
+from cfsam_keras.layers import ATTENTION_MODULES
+from cfsam_keras.layers import attention_module
 from cfsam_keras.models.heads import SSDPredictions
 from cfsam_keras.models.heads import prediction_heads
 from cfsam_keras.models.mobilenet_v2 import mobilenet_v2_source_maps
@@ -16,15 +21,23 @@ from cfsam_keras.models.weights import load_backbone_weights
 BACKBONES = {"vgg16": (), "mobilenet_v2": ("alpha", "extra_channels"), "small_vgg": ("widths",)}
 
 #: Attention modules placed between the source maps and the heads.
-ATTENTIONS = ("none", "cfsam", "se", "cbam", "eca")
+ATTENTIONS = ("none",) + tuple(ATTENTION_MODULES)
 
 
-def _check_arguments(num_classes, backbone, attention, input_size, backbone_kwargs):
+def _num_classes(num_classes, class_names):
+    if num_classes is None:
+        if class_names is None:
+            raise ValueError("SSD300 needs num_classes or class_names")
+        num_classes = len(class_names)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(
             f"num_classes must be a positive int (object classes, background not "
             f"counted); got {num_classes!r}"
         )
+    return num_classes
+
+
+def _check_arguments(backbone, attention, input_size, backbone_kwargs):
     if backbone not in BACKBONES:
         raise ValueError(f"Unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
     if attention not in ATTENTIONS:
@@ -40,7 +53,7 @@ def _check_arguments(num_classes, backbone, attention, input_size, backbone_kwar
 
 
 def SSD300(
-    num_classes,
+    num_classes=None,
     backbone="vgg16",
     attention="cfsam",
     input_size=300,
@@ -48,11 +61,13 @@ def SSD300(
     backbone_weights=None,
     attention_kwargs=None,
     backbone_kwargs=None,
+    class_names=None,
 ):
     """Builds an SSD300 detector with an attention module before its heads.
 
     Args:
-        num_classes: int, number of object classes (background not counted).
+        num_classes: int, number of object classes (background not counted); may be
+            left out when ``class_names`` is given.
         backbone: ``"vgg16"`` (SSD's modified VGG16, the published SSD300),
             ``"mobilenet_v2"`` (``keras.applications.MobileNetV2`` at strides 16 and 32
             plus four extra blocks; small and fast, for phones) or ``"small_vgg"`` (a
@@ -74,25 +89,26 @@ def SSD300(
             multiplier, default 1.0) and ``extra_channels`` (four ints, default
             ``(512, 256, 256, 128)``); ``"small_vgg"`` takes ``widths`` (four ints,
             default ``(24, 48, 96, 192)``); ``"vgg16"`` takes none.
+        class_names: optional list of ``num_classes`` names (index = class), stored in
+            the model so that its predictions, evaluations and exports name its classes.
 
     Returns:
         A functional ``keras.Model``: input float32 ``[B, input_size, input_size, 3]``, RGB
         in [0, 255] (the backbone's preprocessing happens inside); output
         ``[B, A, 4 + num_classes + 1]``, the encoded box offsets of the A default boxes
         then class logits, index 0 = background. Its last layer, ``"predictions"``, holds
-        ``num_classes`` and ``anchor_config`` in its config.
+        ``num_classes``, the class names, ``anchor_config`` and the box-encoding variances
+        in its config (``model_config`` reads them).
 
     Example:
     >>> model = SSD300(num_classes=20, attention="none")
     >>> model.output_shape
     (None, 8732, 25)
     """
-    from cfsam_keras.anchors import anchor_config
-    from cfsam_keras.anchors import boxes_per_location
-
+    num_classes = _num_classes(num_classes, class_names)
     backbone_kwargs = dict(backbone_kwargs or {})
     attention_kwargs = dict(attention_kwargs or {})
-    _check_arguments(num_classes, backbone, attention, input_size, backbone_kwargs)
+    _check_arguments(backbone, attention, input_size, backbone_kwargs)
     if backbone == "vgg16":
         vgg16_feature_sizes(input_size)  # raises early for too small inputs
 
@@ -108,12 +124,10 @@ def SSD300(
     config = anchor_config(anchor_preset, input_size, feature_sizes)
 
     if attention != "none":
-        from cfsam_keras.layers import attention_module
-
         sources = attention_module(attention, **attention_kwargs)(sources)
 
     maps = prediction_heads(sources, boxes_per_location(config["aspect_ratios"]), num_classes)
-    outputs = SSDPredictions(num_classes, config, name="predictions")(maps)
+    outputs = SSDPredictions(num_classes, config, class_names=class_names, name="predictions")(maps)
     name = f"ssd{input_size}_{backbone}" + ("" if attention == "none" else f"_{attention}")
     model = keras.Model(images, outputs, name=name)
     load_backbone_weights(
@@ -134,23 +148,42 @@ def _find_predictions_layer(model):
 
 
 def model_config(model):
-    """``num_classes`` and ``anchor_config`` of an SSD model (or of a detector built on one).
+    """What an SSD model (or a detector built on one) says about itself: the one reader.
 
     Args:
         model: a model from ``SSD300`` or ``detector``, freshly built or reloaded.
 
     Returns:
-        Dict with ``num_classes`` (int) and ``anchor_config`` (dict).
+        Dict with ``num_classes`` (int), ``class_names`` (list of ``num_classes`` names:
+        the stored ones, else ``"class_0"``, ``"class_1"``, ...), ``anchor_config``
+        (dict), ``variances`` (pair of floats) and ``input_size`` (int, the side of the
+        square input).
 
     Raises:
-        ValueError: if the model has no ``SSDPredictions`` layer.
+        ValueError: if the model has no ``SSDPredictions`` layer or no fixed square
+            RGB input.
     """
     layer = _find_predictions_layer(model)
     if layer is None:
         raise ValueError(
             f"Model {model.name!r} has no SSDPredictions layer; is it an SSD300 model?"
         )
-    return {"num_classes": layer.num_classes, "anchor_config": dict(layer.anchor_config)}
+    shape = model.input_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] != 3:
+        raise ValueError(
+            f"Model {model.name!r}: expected a fixed square RGB input [B, S, S, 3], "
+            f"got input shape {shape}"
+        )
+    names = layer.class_names or [f"class_{i}" for i in range(layer.num_classes)]
+    return {
+        "num_classes": layer.num_classes,
+        "class_names": list(names),
+        "anchor_config": dict(layer.anchor_config),
+        "variances": tuple(layer.variances),
+        "input_size": int(shape[1]),
+    }
 
 
 def model_default_boxes(model):
@@ -170,6 +203,4 @@ def model_default_boxes(model):
     >>> model_default_boxes(model).shape
     (8732, 4)
     """
-    from cfsam_keras.anchors import default_boxes
-
     return default_boxes(**model_config(model)["anchor_config"])

@@ -1,13 +1,11 @@
 """Matching ground truth to SSD default boxes, and the box encoding.
 
-`encode` and `match` are TensorFlow ops (they run inside ``tf.data`` whatever
-the Keras backend); `decode` and `pairwise_iou` are ``keras.ops`` (they run in
-models on every backend).
+`encode` and `match` are TensorFlow ops: they run inside ``tf.data`` whatever the
+Keras backend. Their inverse, ``cfsam_keras.models.decode``, is ``keras.ops`` and
+runs in models on every backend.
 """
 
-from cfsam_keras.targets.decoding import decode
 from cfsam_keras.targets.encoding import encode
-from cfsam_keras.targets.iou import pairwise_iou
 from cfsam_keras.targets.matching import match
 
-__all__ = ["decode", "encode", "match", "pairwise_iou"]
+__all__ = ["encode", "match"]

@@ -5,9 +5,13 @@ import tensorflow as tf
 from cfsam_keras.targets.matching import anchor_rows
 from cfsam_keras.targets.matching import corners_to_center
 from cfsam_keras.targets.matching import match_rows
+from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
+from cfsam_keras.defaults import VARIANCES
 
 
-def encode(gt_boxes, gt_classes, anchors, iou_threshold=0.5, variances=(0.1, 0.2)):
+def encode(
+    gt_boxes, gt_classes, anchors, iou_threshold=MATCH_IOU_THRESHOLD, variances=VARIANCES
+):
     """SSD training targets of one image, in TensorFlow ops.
 
     Traceable in ``tf.data.Dataset.map`` whatever the Keras backend, for any

@@ -7,6 +7,7 @@ backend is.
 
 import numpy as np
 import tensorflow as tf
+from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
 
 
 def center_to_corners(boxes):
@@ -54,7 +55,7 @@ def _iou_rows(boxes, columns):
     return tf.math.divide_no_nan(intersection, column_area + area - intersection)
 
 
-def match(gt_boxes, anchors, iou_threshold=0.5):
+def match(gt_boxes, anchors, iou_threshold=MATCH_IOU_THRESHOLD):
     """Index of the ground truth each default box is assigned to (SSD matching).
 
     As the SSD reference code: every default box takes the ground truth it
@@ -111,7 +112,7 @@ def anchor_rows(anchors):
     return tf.constant(corners.T), tf.constant(np.ascontiguousarray(static.T))
 
 
-def match_rows(gt_boxes, corner_rows, iou_threshold=0.5):
+def match_rows(gt_boxes, corner_rows, iou_threshold=MATCH_IOU_THRESHOLD):
     """`match` with the default boxes given as corner rows ``[4, A]``."""
     num_gt = tf.shape(gt_boxes)[0]
     num_anchors = tf.shape(corner_rows)[1]

@@ -1,42 +1,36 @@
-"""Training SSD with ``model.fit``: strategies, optimizers, callbacks, reports.
+"""Training SSD with ``model.fit``: strategies, callbacks and the run folder.
 
 - ``get_strategy``, ``set_mixed_precision``: distribution and precision.
-- ``SGDL2``, ``WarmupStepDecay``, ``build_schedule``, ``build_optimizer``,
-  ``scale_learning_rate``: SSD's optimizer and schedules.
+- ``distribute``, ``fit_scope``: the dataset for ``fit`` under a strategy, and the
+  Keras workarounds ``MultiWorkerMirroredStrategy`` needs.
 - ``RunDir``, ``build_callbacks``: the run folder and the callbacks filling it
   (atomic checkpoints, resumable backup, NaN guard, logs, TensorBoard).
-- ``write_report``: ``report.md`` with metrics, curves and pictures.
+- ``StopAtStep``: ends training after an exact number of optimizer steps.
 - ``set_batch_norm_momentum``: how closely BatchNorm's inference statistics
   follow the weights (for short runs from scratch).
+
+The optimizers and schedules are in ``cfsam_keras.optimizers``.
 """
 
-from cfsam_keras.training.callbacks import (
-    AtomicModelCheckpoint,
-    HistoryLogger,
-    LearningRateLogger,
-    ResumableBackup,
-    TerminateOnNaNWithAdvice,
-    TrainingDivergedError,
-    atomic_save_model,
-    read_history,
-)
-from cfsam_keras.training.optimizers import (
-    SGDL2,
-    WarmupStepDecay,
-    build_optimizer,
-    build_schedule,
-    scale_learning_rate,
-)
-from cfsam_keras.training.recipe import set_batch_norm_momentum
-from cfsam_keras.training.report import draw_detections, plot_curves, write_report
-from cfsam_keras.training.run_dir import RunDir, build_callbacks
-from cfsam_keras.training.strategy import (
-    STRATEGIES,
-    get_strategy,
-    is_chief,
-    set_mixed_precision,
-    task_info,
-)
+from cfsam_keras.training.batch_norm import set_batch_norm_momentum
+from cfsam_keras.training.callbacks import AtomicModelCheckpoint
+from cfsam_keras.training.callbacks import HistoryLogger
+from cfsam_keras.training.callbacks import LearningRateLogger
+from cfsam_keras.training.callbacks import ResumableBackup
+from cfsam_keras.training.callbacks import StopAtStep
+from cfsam_keras.training.callbacks import TerminateOnNaNWithAdvice
+from cfsam_keras.training.callbacks import TrainingDivergedError
+from cfsam_keras.training.callbacks import atomic_save_model
+from cfsam_keras.training.callbacks import read_history
+from cfsam_keras.training.distribute import distribute
+from cfsam_keras.training.distribute import fit_scope
+from cfsam_keras.training.run_dir import RunDir
+from cfsam_keras.training.run_dir import build_callbacks
+from cfsam_keras.training.strategy import STRATEGIES
+from cfsam_keras.training.strategy import get_strategy
+from cfsam_keras.training.strategy import is_chief
+from cfsam_keras.training.strategy import set_mixed_precision
+from cfsam_keras.training.strategy import task_info
 
 __all__ = [
     "AtomicModelCheckpoint",
@@ -44,23 +38,18 @@ __all__ = [
     "LearningRateLogger",
     "ResumableBackup",
     "RunDir",
-    "SGDL2",
     "STRATEGIES",
+    "StopAtStep",
     "TerminateOnNaNWithAdvice",
     "TrainingDivergedError",
-    "WarmupStepDecay",
     "atomic_save_model",
     "build_callbacks",
-    "draw_detections",
-    "build_optimizer",
-    "build_schedule",
+    "distribute",
+    "fit_scope",
     "get_strategy",
     "is_chief",
-    "plot_curves",
     "read_history",
-    "scale_learning_rate",
     "set_batch_norm_momentum",
     "set_mixed_precision",
     "task_info",
-    "write_report",
 ]

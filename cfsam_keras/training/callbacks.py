@@ -10,6 +10,8 @@ import tempfile
 import keras
 import numpy as np
 
+from cfsam_keras.validation import positive_int
+
 
 class TrainingDivergedError(RuntimeError):
     """Raised when the training loss becomes NaN or infinite."""
@@ -218,6 +220,26 @@ class TerminateOnNaNWithAdvice(keras.callbacks.Callback):
                 f"(--lr), keep gradient clipping on (--clipnorm), or lengthen the "
                 f"warm-up (--warmup-epochs).{where}"
             )
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training once the optimizer has taken ``total_steps`` steps.
+
+    A schedule stated in iterations (SSD's 120k) rarely fills whole epochs; with
+    ``epochs = ceil(total_steps / steps_per_epoch)`` this stops inside the last
+    one, and its epoch-end callbacks (checkpoints, backup) still run.
+
+    Args:
+        total_steps: optimizer steps of the whole run.
+    """
+
+    def __init__(self, total_steps):
+        super().__init__()
+        self.total_steps = positive_int(total_steps, "total_steps")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) >= self.total_steps:
+            self.model.stop_training = True
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -14,7 +14,7 @@ def _recalibrate_batch_norm(model, images):
     near their initial values, so inference would not show what
     training learned.
     """
-    from cfsam_keras.training.recipe import set_batch_norm_momentum
+    from cfsam_keras.training import set_batch_norm_momentum
 
     set_batch_norm_momentum(model, 0.0)
     model(images, training=True)

@@ -12,7 +12,7 @@ from export_helpers import SIZE
 from export_helpers import random_images
 from export_helpers import saved_model_cli
 
-from cfsam_keras.export.common import box_iou
+from export_helpers import box_iou
 from cfsam_keras.models import model_config
 
 

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from cfsam_keras.anchors import ssd300_default_boxes
-from cfsam_keras.targets import decode
+from cfsam_keras.models import decode
 from cfsam_keras.targets import encode
 from cfsam_keras.targets import match
 

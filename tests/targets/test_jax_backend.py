@@ -14,7 +14,7 @@ import pytest
 
 from cfsam_keras.anchors import ssd300_default_boxes
 from cfsam_keras.losses import MultiBoxLoss
-from cfsam_keras.targets import decode
+from cfsam_keras.models import decode
 from cfsam_keras.targets import encode
 
 BOXES = [[0.1, 0.2, 0.4, 0.6], [0.5, 0.5, 0.9, 0.95], [0.3, 0.3, 0.3, 0.5]]
@@ -29,7 +29,8 @@ SCRIPT = textwrap.dedent(
     import tensorflow as tf
     from cfsam_keras.anchors import ssd300_default_boxes
     from cfsam_keras.losses import MultiBoxLoss
-    from cfsam_keras.targets import decode, encode
+    from cfsam_keras.models import decode
+    from cfsam_keras.targets import encode
 
     boxes = np.array(%r, np.float32)
     classes = np.array(%r, np.int32)

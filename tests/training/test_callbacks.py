@@ -10,9 +10,9 @@ from cfsam_keras.training import (
     ResumableBackup,
     TerminateOnNaNWithAdvice,
     TrainingDivergedError,
+    StopAtStep,
     build_callbacks,
     read_history,
-    write_report,
 )
 
 
@@ -113,7 +113,7 @@ def test_nan_guard_raises_with_advice_before_epoch_end(tmp_path):
         assert np.isfinite(a).all()
 
 
-def test_history_and_report(tmp_path):
+def test_callbacks_write_history_csv_and_tensorboard(tmp_path):
     x, y = _data()
     model = _tiny_model()
     model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=build_callbacks(str(tmp_path)))
@@ -121,7 +121,12 @@ def test_history_and_report(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2] and "learning_rate" in rows[0]
     assert (tmp_path / "history.csv").exists()
     assert os.listdir(tmp_path / "logs")
-    path = write_report(str(tmp_path), "Tiny", {"AP50": 0.5}, settings={"epochs": 2})
-    text = open(path).read()
-    assert "| AP50 | 0.5000 |" in text and "loss.png" in text
-    assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_stop_at_step_ends_inside_the_last_epoch():
+    x, y = _data()
+    model = _tiny_model()
+    history = model.fit(x, y, batch_size=4, epochs=3, callbacks=[StopAtStep(6)], verbose=0)
+    # 4 steps an epoch: the second epoch stops after its second step.
+    assert int(model.optimizer.iterations) == 6
+    assert len(history.history["loss"]) == 2

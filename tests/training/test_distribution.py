@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from training_helpers import DEMO, REPO, TINY, subprocess_env, write_tiny_dataset
+from recipe_helpers import DEMO, REPO, TINY, subprocess_env, write_tiny_dataset
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
@@ -24,7 +24,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     import keras
     from cfsam_keras.losses import MultiBoxLoss
     from cfsam_keras.models import SSD300
-    from cfsam_keras.training import build_optimizer, get_strategy
+    from cfsam_keras.optimizers import build_optimizer
+    from cfsam_keras.training import get_strategy
 
     def make():
         model = SSD300(2, backbone="mobilenet_v2", attention="cfsam", input_size=64,
@@ -86,7 +87,7 @@ import tensorflow as tf
 strategy = tf.distribute.MultiWorkerMirroredStrategy()  # one local worker (no TF_CONFIG)
 import keras
 from keras.src.backend.tensorflow import trainer as tf_trainer
-from cfsam_keras.training.recipe import fit_scope
+from cfsam_keras.training import fit_scope
 keras.utils.set_random_seed(0)
 with strategy.scope():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

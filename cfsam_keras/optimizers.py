@@ -12,6 +12,10 @@ import math
 import keras
 from keras import ops
 
+from cfsam_keras.validation import non_negative_int
+from cfsam_keras.validation import number
+from cfsam_keras.validation import positive_int
+
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 
@@ -39,8 +43,7 @@ class SGDL2(keras.optimizers.SGD):
     """
 
     def __init__(self, learning_rate=0.001, momentum=0.9, l2=5e-4, nesterov=False, **kwargs):
-        if l2 < 0:
-            raise ValueError(f"`l2` must be >= 0, got {l2}.")
+        l2 = number(l2, "l2", low=0.0)
         super().__init__(
             learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, **kwargs
         )
@@ -89,16 +92,12 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, learning_rate, boundaries, factor=0.1, warmup_steps=0, warmup_start=1 / 3):
         boundaries = [int(b) for b in boundaries]
-        if learning_rate <= 0:
-            raise ValueError(f"`learning_rate` must be > 0, got {learning_rate}.")
+        self.learning_rate = number(learning_rate, "learning_rate", low=0.0, low_open=True)
         if boundaries != sorted(boundaries):
             raise ValueError(f"`boundaries` must be increasing, got {boundaries}.")
-        if warmup_steps < 0:
-            raise ValueError(f"`warmup_steps` must be >= 0, got {warmup_steps}.")
-        self.learning_rate = float(learning_rate)
         self.boundaries = boundaries
-        self.factor = float(factor)
-        self.warmup_steps = int(warmup_steps)
+        self.factor = number(factor, "factor", low=0.0)
+        self.warmup_steps = non_negative_int(int(warmup_steps), "warmup_steps")
         self.warmup_start = float(warmup_start)
 
     def __call__(self, step):
@@ -133,11 +132,8 @@ def scale_learning_rate(base_learning_rate, global_batch_size, reference_batch_s
     Returns:
         ``base_learning_rate * global_batch_size / reference_batch_size``.
     """
-    if global_batch_size <= 0 or reference_batch_size <= 0:
-        raise ValueError(
-            f"batch sizes must be > 0, got global_batch_size={global_batch_size}, "
-            f"reference_batch_size={reference_batch_size}."
-        )
+    positive_int(global_batch_size, "global_batch_size")
+    positive_int(reference_batch_size, "reference_batch_size")
     return base_learning_rate * global_batch_size / reference_batch_size
 
 
@@ -169,8 +165,7 @@ def build_schedule(
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule {schedule!r}; expected one of {SCHEDULES}.")
-    if total_steps <= 0:
-        raise ValueError(f"`total_steps` must be > 0, got {total_steps}.")
+    total_steps = positive_int(int(total_steps), "total_steps")
     warmup_steps = min(int(warmup_steps), max(int(total_steps) - 1, 0))
     if schedule == "step":
         if boundaries is None:
@@ -216,8 +211,9 @@ def build_optimizer(
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
-    if global_clipnorm is not None and global_clipnorm <= 0:
-        raise ValueError(f"`global_clipnorm` must be > 0 or None, got {global_clipnorm}.")
+    number(global_clipnorm, "global_clipnorm", low=0.0, low_open=True, allow_none=True)
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        number(learning_rate, "learning_rate", low=0.0, low_open=True)
     if name == "sgd":
         return SGDL2(
             learning_rate=learning_rate,

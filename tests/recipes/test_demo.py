@@ -1,4 +1,4 @@
-"""End-to-end runs of the recipes and the ``train`` CLI on a tiny built-in dataset."""
+"""The demo recipe: flags, its dataset, end-to-end runs and resuming after a kill."""
 
 import json
 import os
@@ -8,8 +8,7 @@ import sys
 import time
 
 import pytest
-from training_helpers import DEMO, REPO, TINY, subprocess_env, write_tiny_dataset
-
+from recipe_helpers import DEMO, REPO, TINY, subprocess_env, write_tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -23,34 +22,32 @@ def _history(out):
     return read_history(os.path.join(out, "history.jsonl"))
 
 
-def test_train_help_lists_recipes():
+def test_demo_help_lists_its_flags():
     result = subprocess.run(
-        [sys.executable, "-m", "cfsam_keras", "train", "--help"], capture_output=True, text=True, env=subprocess_env(), timeout=120
+        [sys.executable, DEMO, "--help"], capture_output=True, text=True, env=subprocess_env(),
+        timeout=120, cwd=REPO,
     )
-    assert result.returncode == 0
-    for word in ("demo", "voc", "coco", ".json", "--out"):
+    assert result.returncode == 0, result.stderr
+    for word in ("--out", "--epochs", "--train-images", "--config", "--attention"):
         assert word in result.stdout
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "nope"], "unknown recipe 'nope'"),
-        (["train", "missing.py"], "recipe file missing.py does not exist"),
-        (["train", "demo", "--epochs", "0"], "--epochs: must be a positive integer"),
-        (["train", "demo", "--strategy", "warp"], "--strategy: invalid choice"),
-        (["train", "demo", "--bn-momentum", "1.5"], "--bn-momentum: must be in [0, 1)"),
+        (["--epochs", "0"], "--epochs: must be a positive int, got 0"),
+        (["--strategy", "warp"], "--strategy: invalid choice"),
+        (["--bn-momentum", "1.5"], "--bn-momentum: must be in [0.0, 1.0), got 1.5"),
+        (["--lr", "inf"], "--lr: must be a finite number, got inf"),
+        (["--eval-images", "-1"], "--eval-images: must be an int >= 0, got -1"),
     ],
 )
-def test_train_bad_arguments_give_one_line(argv, message, capsys, monkeypatch):
-    from cfsam_keras.cli import main
+def test_bad_flags_give_one_line_before_any_work(argv, message, capsys):
+    import demo
 
-    monkeypatch.chdir(REPO)
-    try:
-        rc = main(argv)
-    except SystemExit as e:  # argparse's exit for a bad flag
-        rc = e.code
-    assert rc != 0
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(argv)
+    assert exit_info.value.code == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
 
@@ -59,7 +56,7 @@ def test_bn_momentum_reaches_every_batch_norm_and_is_saved(tmp_path):
     import keras
 
     from cfsam_keras.models import SSD300
-    from cfsam_keras.training.recipe import set_batch_norm_momentum
+    from cfsam_keras.training import set_batch_norm_momentum
 
     model = SSD300(3, backbone="mobilenet_v2", attention="cfsam", input_size=64,
                    backbone_kwargs={"alpha": 0.35}, attention_kwargs={"embed_dim": 16, "num_heads": 2})
@@ -78,20 +75,27 @@ def test_bn_momentum_reaches_every_batch_norm_and_is_saved(tmp_path):
     assert len(top) > 50 and set(top) == {0.9}
 
 
-def test_json_config_becomes_recipe_flags(tmp_path):
-    from cfsam_keras.cli.train import config_to_argv
+def test_json_config_gives_defaults_and_flags_win(tmp_path):
+    import demo
+
+    import common
 
     path = tmp_path / "run.json"
-    path.write_text(json.dumps({"recipe": "demo", "epochs": 3, "mixed_precision": True, "jit_compile": False, "decay_epochs": [1, 2]}))
-    assert config_to_argv(str(path)) == ("demo", ["--epochs", "3", "--mixed-precision", "--decay-epochs", "1", "2"])
+    path.write_text(json.dumps({"epochs": 3, "mixed_precision": True, "lr": 0.01}))
+    args = common.parse_args(demo.parser(), ["--config", str(path), "--lr", "0.5"])
+    assert (args.epochs, args.mixed_precision, args.lr) == (3, True, 0.5)
+    path.write_text(json.dumps({"epochz": 3}))
+    with pytest.raises(SystemExit):
+        common.parse_args(demo.parser(), ["--config", str(path)])
 
 
 @pytest.mark.slow
-def test_demo_recipe_one_short_epoch_through_cli(tmp_path, shapes_dir):
-    from cfsam_keras.cli import main
+def test_demo_recipe_one_short_epoch(tmp_path, shapes_dir):
+    import demo
 
     out = str(tmp_path / "run")
-    rc = main(["train", DEMO, "--out", out, "--data-dir", shapes_dir, "--epochs", "1", "--steps-per-epoch", "2", "--eval-every", "1", *TINY])
+    rc = demo.main(["--out", out, "--data-dir", shapes_dir, "--epochs", "1", "--steps-per-epoch", "2",
+                    "--eval-every", "1", *TINY])
     assert rc == 0
     for name in ("checkpoints/last.keras", "checkpoints/best.keras", "history.csv", "history.jsonl", "config.json", "report.md", "loss.png", "metrics.json", "predictions/val_1.png"):
         assert os.path.exists(os.path.join(out, name)), name
@@ -102,8 +106,12 @@ def test_demo_recipe_one_short_epoch_through_cli(tmp_path, shapes_dir):
     assert 0.0 <= metrics["AP50"] <= 1.0
     import keras
 
+    from cfsam_keras.data import BUILTIN_CLASSES
+    from cfsam_keras.models import model_config
+
     model = keras.saving.load_model(os.path.join(out, "checkpoints", "last.keras"))
     assert model.output_shape[-1] == 4 + 5 + 1
+    assert model_config(model)["class_names"] == list(BUILTIN_CLASSES)
 
 
 def _optimizer_iterations(backup_folder):
@@ -146,9 +154,6 @@ def test_sigkill_in_epoch_two_resumes_from_epoch_one(tmp_path, shapes_dir):
     assert _optimizer_iterations(os.path.join(out, "backup", "epoch-00001")) == steps
     import keras
 
-    import cfsam_keras.layers  # noqa: F401  (register the custom layers for loading)
-    import cfsam_keras.models  # noqa: F401
-
     keras.saving.load_model(os.path.join(out, "checkpoints", "last.keras"))
 
     second = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=600)
@@ -161,28 +166,18 @@ def test_sigkill_in_epoch_two_resumes_from_epoch_one(tmp_path, shapes_dir):
     assert os.path.exists(os.path.join(out, "report.md"))
 
 
-def test_missing_dataset_is_one_line(tmp_path, capsys, monkeypatch):
-    from cfsam_keras.cli import main
-
-    monkeypatch.chdir(REPO)
-    rc = main(["train", "voc", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
-    assert rc == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "VOC2007 not found under" in lines[0], lines
-
-
 def test_demo_dataset_is_written_once_and_rewritten_when_its_settings_change(tmp_path):
-    from cfsam_keras.cli.train import load_recipe
+    import common
 
-    demo = load_recipe(DEMO)
     folder = str(tmp_path / "shapes")
-    paths = demo.builtin_dataset(folder, 6, 2, 64, 0)
-    annotations = paths["train"][0]
+    common.builtin_dataset(folder, 6, 2, 64, 0)
+    annotations = os.path.join(folder, "instances_train.json")
     first = os.stat(annotations).st_mtime_ns
     os.utime(annotations, ns=(first - 10**9, first - 10**9))  # an older file, to see a rewrite
-    assert demo.builtin_dataset(folder, 6, 2, 64, 0) == paths
+    train, _ = common.builtin_dataset(folder, 6, 2, 64, 0)
+    assert len(train) == 6
     assert os.stat(annotations).st_mtime_ns == first - 10**9  # reused, not written again
-    demo.builtin_dataset(folder, 7, 2, 64, 0)
+    common.builtin_dataset(folder, 7, 2, 64, 0)
     assert os.stat(annotations).st_mtime_ns > first - 10**9
     with open(annotations) as f:
         assert len(json.load(f)["images"]) == 7

@@ -1,8 +1,16 @@
-"""A Markdown report of a training run: metrics table, curves, pictures."""
+"""The demo's Markdown report: metrics table, curves, pictures."""
 
 import os
 
-from cfsam_keras.training.callbacks import read_history
+import matplotlib
+import numpy as np
+from PIL import Image
+
+from cfsam_keras.training import read_history
+from cfsam_keras.visualization import draw_detections
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 (after choosing the non-interactive backend)
 
 
 def plot_curves(history, out_dir):
@@ -16,11 +24,6 @@ def plot_curves(history, out_dir):
         The paths written (``map.png`` only when some row holds a metric
         ``val_AP``, ``val_AP50``, ``val_AP75`` or ``val_voc_map``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     os.makedirs(out_dir, exist_ok=True)
     written = []
     if not history:
@@ -123,43 +126,10 @@ def write_report(run_dir, title, metrics, settings=None, images=(), timings=None
     return path
 
 
-_PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230))
-
-
-def draw_detections(image, boxes, classes, scores, class_names, path, min_score=0.3):
-    """Draws detections on an image and saves it (PIL; Keras' drawing needs OpenCV).
-
-    Args:
-        image: uint8 ``[H, W, 3]`` RGB.
-        boxes: ``[K, 4]`` rel_xyxy.
-        classes: ``[K]`` int, 0-based object classes.
-        scores: ``[K]`` float.
-        class_names: names of the classes.
-        path: the PNG/JPEG file to write.
-        min_score: detections below this score are not drawn.
-
-    Returns:
-        ``path``.
-    """
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    image = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
-    width, height = image.size
-    scale = max(1, round(256 / max(width, height)))
-    if scale > 1:
-        image = image.resize((width * scale, height * scale), Image.NEAREST)
-        width, height = image.size
-    draw = ImageDraw.Draw(image)
-    for box, cls, score in zip(np.asarray(boxes), np.asarray(classes), np.asarray(scores)):
-        if score < min_score:
-            continue
-        colour = _PALETTE[int(cls) % len(_PALETTE)]
-        x0, y0, x1, y1 = box * [width, height, width, height]
-        draw.rectangle([x0, y0, x1, y1], outline=colour, width=2)
-        label = f"{class_names[int(cls)]} {score:.2f}"
-        draw.rectangle([x0, max(0, y0 - 11), x0 + 6 * len(label) + 2, max(0, y0 - 11) + 11], fill=colour)
-        draw.text((x0 + 1, max(0, y0 - 11)), label, fill=(255, 255, 255))
+def draw_prediction(image, detections, class_names, path, min_score=0.3):
+    """Draws detections on an image (enlarged to about 256 px) and saves it as ``path``."""
+    scale = max(1, round(256 / max(image.shape[:2])))
+    picture = draw_detections(image, detections, class_names, min_score=min_score, scale=scale)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    image.save(path)
+    Image.fromarray(np.asarray(picture, np.uint8)).save(path)
     return path

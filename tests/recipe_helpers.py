@@ -1,20 +1,28 @@
-import os
+"""Paths and settings shared by the tests that run the recipes (not fixtures)."""
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO = os.path.join(REPO, "recipes", "demo.py")
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = os.path.join(REPO, "recipes")
+DEMO = os.path.join(RECIPES, "demo.py")
 #: Demo flags for a tiny, fast model and dataset.
 TINY = [
-    "--input-size", "96", "--image-size", "96", "--alpha", "0.35",
+    "--input-size", "96", "--image-size", "96",
     "--train-images", "24", "--val-images", "8", "--batch-size", "4",
     "--predict-images", "2", "--skip-export",
 ]
 
+# The recipes import each other as scripts do (their folder first on sys.path).
+if RECIPES not in sys.path:
+    sys.path.insert(0, RECIPES)
+
 
 def write_tiny_dataset(folder):
     """A tiny built-in dataset, written the way the demo writes (and reuses) it."""
-    from cfsam_keras.cli.train import load_recipe
+    import common
 
-    load_recipe(DEMO).builtin_dataset(str(folder), 24, 8, 96, 0)
+    common.builtin_dataset(str(folder), 24, 8, 96, 0)
     return str(folder)
 
 

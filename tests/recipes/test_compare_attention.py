@@ -1,0 +1,49 @@
+"""The attention comparison recipe: its settings, refusals and a quick end-to-end run."""
+
+import json
+
+import pytest
+
+
+def test_bad_variant_and_missing_baseline_are_refused(tmp_path):
+    import compare_attention
+
+    with pytest.raises(ValueError, match="unknown \\['sse'\\]"):
+        compare_attention.main(["--out", str(tmp_path), "--variants", "none,sse"])
+    with pytest.raises(ValueError, match="baseline 'none'"):
+        compare_attention.main(["--out", str(tmp_path), "--variants", "cfsam,se"])
+
+
+def test_settings_come_from_configs():
+    import compare_attention
+    import configs
+
+    voc, preset, _, cfsam = compare_attention.dataset_settings("voc")
+    assert preset == "voc" and cfsam == {}  # the faithful default CFSAM
+    assert {k: voc[k] for k in configs.SSD300} == dict(configs.SSD300, eval_every=1)
+    builtin, preset, backbone_kwargs, cfsam = compare_attention.dataset_settings("builtin")
+    assert preset == configs.DEMO_MODEL["anchor_preset"]
+    assert backbone_kwargs == configs.DEMO_MODEL["backbone_kwargs"]
+    assert "kv_pool_size" not in cfsam and cfsam["embed_dim"] == 64
+    variants = compare_attention.variants(cfsam, 4)
+    assert variants["cfsam_kv4"] == ("cfsam", dict(cfsam, kv_pool_size=4))
+
+
+@pytest.mark.slow
+def test_quick_comparison_end_to_end(tmp_path):
+    import compare_attention
+
+    out = tmp_path / "compare"
+    assert compare_attention.main(["--quick", "--out", str(out)]) == 0
+    with open(out / "compare.json") as f:
+        result = json.load(f)
+    assert [r["variant"] for r in result["runs"]] == ["none", "cfsam"]
+    for run in result["runs"]:
+        assert [e["epoch"] for e in run["epochs"]] == [1, 2]
+        assert all(0.0 <= e["AP50"] <= 1.0 for e in run["epochs"])
+        assert run["steps_per_epoch"] == 2
+    assert result["runs"][1]["params"] > result["runs"][0]["params"]
+    # Started again, finished runs are kept, not trained again.
+    before = (out / "runs" / "none_seed0.json").stat().st_mtime_ns
+    assert compare_attention.main(["--quick", "--out", str(out)]) == 0
+    assert (out / "runs" / "none_seed0.json").stat().st_mtime_ns == before
