@@ -60,6 +60,10 @@ SSD300_VOC = IterationSchedule(iterations=120_000, decay_at=(80_000, 100_000))
 #: ``ssd_coco.py`` trains 400k iterations with decay at 280k and 360k instead.)
 SSD300_COCO = IterationSchedule(iterations=240_000, decay_at=(160_000, 200_000))
 
+#: Images of the training sets SSD300's schedules are published for (an epoch
+#: is one pass over them).
+DATASET_IMAGES = {"VOC07+12 trainval": 16_551, "COCO train2017": 118_287}
+
 #: SSD's optimizer settings shared by the VOC and COCO recipes.
 SSD300_OPTIMIZER = dict(optimizer="sgd", momentum=0.9, weight_decay=5e-4)
 

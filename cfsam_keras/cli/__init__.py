@@ -17,7 +17,6 @@ SUBCOMMANDS = (
     "evaluate",
     "predict",
     "export",
-    "benchmark",
 )
 
 
