@@ -3,7 +3,8 @@
 Both read the same JPEG files (the built-in dataset, written to a temporary
 folder unless --data is given) and produce 300x300 float32 batches; (b) adds
 SSD augmentation and target encoding for the 8732 SSD300 default boxes.
-The two are timed in alternating rounds (after warm-up batches, so tf.data's
+The two are timed in alternating rounds (``harness.interleaved_rounds``; each
+round starts a fresh iterator and pulls warm-up batches untimed, so tf.data's
 autotuning has settled) and the median round is reported, both as images/s
 (wall clock) and as CPU time per image (all threads of this process), which
 is less sensitive to other jobs on a shared machine.
@@ -12,25 +13,48 @@ is less sensitive to other jobs on a shared machine.
 """
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
-import time
+
+import harness
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def throughput(dataset, batch_size, batches, warmup):
-    """(images/s wall clock, CPU ms per image) over ``batches`` batches of a fresh
-    iterator, after ``warmup`` batches; only this iterator runs meanwhile."""
+def warmed_iterator(dataset, warmup):
+    """A fresh iterator of ``dataset`` after ``warmup`` batches."""
     iterator = iter(dataset)
     for _ in range(warmup):
         next(iterator)
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(batches):
-        next(iterator)
+    return iterator
+
+
+def pull(batches):
+    """A call pulling ``batches`` batches from the iterator it is given."""
+    def call(iterator):
+        for _ in range(batches):
+            next(iterator)
+
+    return call
+
+
+def throughputs(pipelines, batch_size, batches, warmup, rounds):
+    """Median (images/s wall clock, CPU ms per image) of each pipeline over its rounds.
+
+    Every round times each pipeline on a fresh iterator, after ``warmup``
+    untimed batches; the iterator is released after its timing, so only one
+    pipeline runs at a time.
+    """
     images = batches * batch_size
-    return images / (time.perf_counter() - start), (time.process_time() - cpu) / images * 1e3
+    prepare = {name: functools.partial(warmed_iterator, ds, warmup)
+               for name, ds in pipelines.items()}
+    timed = harness.interleaved_rounds({name: pull(batches) for name in pipelines}, runs=rounds,
+                                       warmup=0, prepare=prepare)
+    return {name: (statistics.median(images / s for s in t["times_s"]),
+                   statistics.median(s / images * 1e3 for s in t["cpu_times_s"]))
+            for name, t in timed.items()}
 
 
 def main():
@@ -44,6 +68,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=4, help="untimed batches before each timing")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (median reported)")
     args = parser.parse_args()
+    load_before = harness.load_average()
 
     import tensorflow as tf
 
@@ -70,18 +95,16 @@ def main():
             .prefetch(tf.data.AUTOTUNE)
         )
         full = data.train_pipeline(source, ssd300_default_boxes("voc"), size, args.batch_size, seed=0)
-        rounds = [
-            [throughput(ds, args.batch_size, args.batches, args.warmup) for ds in (plain, full)]
-            for _ in range(args.rounds)
-        ]
-        (a, a_cpu), (b, b_cpu) = (
-            (statistics.median(r[k][0] for r in rounds), statistics.median(r[k][1] for r in rounds)) for k in (0, 1)
-        )
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        medians = throughputs({"plain": plain, "full": full}, args.batch_size, args.batches,
+                              args.warmup, args.rounds)
+        (a, a_cpu), (b, b_cpu) = medians["plain"], medians["full"]
+    m = harness.machine(load_before)
+    load = "/".join("n/a" if v is None else f"{v:.1f}"
+                    for v in (m["load_average_1min_before"], m["load_average_1min_after"]))
 
     print(f"{len(source)} JPEGs of {args.image_size}x{args.image_size}, output {size}x{size}, batch {args.batch_size}, "
-          f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, load average {load:.1f}, "
-          f"median of {args.rounds} rounds of {args.batches} batches")
+          f"{m['cores']} CPU cores ({m['cpu']}), TensorFlow {m['tensorflow']}, load average {load} "
+          f"(before/after), median of {args.rounds} rounds of {args.batches} batches")
     print("| pipeline | images/s | CPU ms / image |")
     print("|---|---|---|")
     print(f"| (a) decode + resize | {a:.1f} | {a_cpu:.2f} |")

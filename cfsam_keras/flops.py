@@ -151,29 +151,3 @@ def count_flops(fn_or_model, input_specs):
             total += _einsum_flops(op)
     return total
 
-
-def matmul_product(size=2048):
-    """A float32 ``size x size`` matrix product to time: the machine's peak.
-
-    Dense matrix products are what CPU kernel libraries tune hardest, so the
-    rate of this one bounds what a model's convolutions can reach on the same
-    cores.
-
-    Args:
-        size: side of the two square matrices.
-
-    Returns:
-        ``(fn, flops)``: a zero-argument callable computing the product (to
-        NumPy, so the time includes finishing it) and its FLOPs, ``2 * size**3``.
-    """
-    import tensorflow as tf
-
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    a = tf.random.stateless_uniform((size, size), seed=(0, 1))
-    b = tf.random.stateless_uniform((size, size), seed=(0, 2))
-
-    def product():
-        tf.matmul(a, b).numpy()
-
-    return product, 2 * size**3

@@ -28,6 +28,9 @@ import common
 import configs
 import keras
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+import harness  # noqa: E402 (benchmarks/harness.py: the machine a comparison ran on)
+
 from cfsam_keras import data
 from cfsam_keras import training
 from cfsam_keras.evaluation import EvaluationCallback
@@ -192,6 +195,7 @@ def main(argv=None):
         raise ValueError("--variants must include the baseline 'none'")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
 
+    load_before = harness.load_average()
     strategy = training.get_strategy(args.strategy)
     training.set_mixed_precision(args.mixed_precision, strategy)
     sources = load_sources(args)
@@ -218,7 +222,7 @@ def main(argv=None):
     config = {k: v for k, v in vars(args).items() if k != "config"}
     config.update(anchor_preset=settings[1], backbone_kwargs=settings[2], variants=names, seeds=seeds)
     result = {"dataset": args.dataset, "settings": config, "runs": records,
-              "machine": {"cores": os.cpu_count(), "load_average_1min": os.getloadavg()[0]}}
+              "machine": harness.machine(load_before)}
     with open(os.path.join(args.out, "compare.json"), "w") as f:
         json.dump(result, f, indent=1)
     print(f"wrote {os.path.join(args.out, 'compare.json')}; render it with "

@@ -86,6 +86,10 @@ SSD300_DATASETS = {
                  monitor="val_AP"),
 }
 
+#: Images of the training sets SSD300's schedules are published for (an epoch
+#: is one pass over them).
+DATASET_IMAGES = {"VOC07+12 trainval": 16_551, "COCO train2017": 118_287}
+
 #: The demo's model: the small VGG-style backbone from scratch, COCO default-box
 #: sizes, a 64-wide CFSAM whose keys and values are pooled to 4 x 4 per level.
 DEMO_MODEL = dict(

@@ -25,7 +25,7 @@ import time
 
 import common
 import configs
-import report
+import run_report
 
 from cfsam_keras import data
 from cfsam_keras import training
@@ -125,7 +125,7 @@ def main(argv=None):
         parameters=model.count_params(),
         steps_per_epoch=steps,
     )
-    path = report.write_report(
+    path = run_report.write_report(
         run_dir.root, "cfsam-keras demo: SSD + CFSAM on the built-in shapes dataset",
         metrics, settings=settings, images=images, timings=timings, notes=notes,
     )
@@ -168,7 +168,7 @@ def draw_predictions(det, val_source, count, input_size, root):
         k = int(out["num_detections"][0])
         detections = {key: out[key][0, :k].numpy() for key in ("boxes", "scores", "classes")}
         path = os.path.join(root, "predictions", f"val_{i + 1}.png")
-        images.append(report.draw_prediction(
+        images.append(run_report.draw_prediction(
             example["image"].numpy(), detections, val_source.class_names, path
         ))
     return images

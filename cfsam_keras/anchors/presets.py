@@ -1,6 +1,7 @@
 """SSD300 default-box presets and the anchor configuration a model stores."""
 
 import math
+from cfsam_keras.validation import positive_int
 
 #: SSD300's six source maps (conv4_3, fc7, conv8_2, conv9_2, conv10_2, conv11_2).
 SSD300_FEATURE_SIZES = (38, 19, 10, 5, 3, 1)
@@ -37,7 +38,7 @@ def ssd300_feature_sizes(input_size=300):
     >>> ssd300_feature_sizes(300)
     [38, 19, 10, 5, 3, 1]
     """
-    input_size = _positive_int(input_size, "input_size")
+    input_size = positive_int(input_size, "input_size")
     sizes = [math.ceil(input_size / 2**k) for k in (3, 4, 5, 6)]
     sizes += [sizes[-1] - 2, sizes[-1] - 4]
     if sizes[-1] < 1:
@@ -79,7 +80,7 @@ def anchor_config(preset="voc", input_size=300, feature_sizes=None):
         raise ValueError(
             f"Unknown anchor preset {preset!r}; expected one of {sorted(PRESETS)}."
         )
-    input_size = _positive_int(input_size, "input_size")
+    input_size = positive_int(input_size, "input_size")
     if feature_sizes is None:
         feature_sizes = ssd300_feature_sizes(input_size)
     feature_sizes = [_feature_size(f) for f in feature_sizes]
@@ -110,12 +111,6 @@ def anchor_config(preset="voc", input_size=300, feature_sizes=None):
     }
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int; received {value!r}.")
-    return value
-
-
 def _feature_size(size):
     if isinstance(size, (list, tuple)):
         if len(size) != 2:
@@ -123,8 +118,8 @@ def _feature_size(size):
                 "Each entry of feature_sizes must be an int or a (height, width) "
                 f"pair; received {size!r}."
             )
-        return [_positive_int(s, "feature_sizes entry") for s in size]
-    return _positive_int(size, "feature_sizes entry")
+        return [positive_int(s, "feature_sizes entry") for s in size]
+    return positive_int(size, "feature_sizes entry")
 
 
 def _step(input_size, feature_size):

@@ -7,6 +7,7 @@ from cfsam_keras.data.augment import SSD_MEAN_RGB, ssd_augment
 from cfsam_keras.data.source import decode_record, read_record
 from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
 from cfsam_keras.defaults import VARIANCES
+from cfsam_keras.validation import positive_int
 
 
 def _decode_any(data):
@@ -39,12 +40,6 @@ def _options(deterministic):
     return options
 
 
-def _check_positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; received {value!r}.")
-    return int(value)
-
-
 def _records(source, input_context):
     records = source.records()
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -71,7 +66,7 @@ def steps_per_epoch(source, batch_size, input_context=None):
     n = len(source)
     if input_context is not None and input_context.num_input_pipelines > 1:
         n = -(-n // input_context.num_input_pipelines)
-    return max(1, n // _check_positive(batch_size, "batch_size"))
+    return max(1, n // positive_int(batch_size, "batch_size"))
 
 
 def train_pipeline(
@@ -138,8 +133,8 @@ def train_pipeline(
     """
     from cfsam_keras.targets import encode
 
-    input_size = _check_positive(input_size, "input_size")
-    batch_size = _check_positive(batch_size, "batch_size")
+    input_size = positive_int(input_size, "input_size")
+    batch_size = positive_int(batch_size, "batch_size")
     anchors = tf.constant(np.asarray(anchors, np.float32).reshape(-1, 4))
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))
@@ -236,8 +231,8 @@ def eval_pipeline(source, input_size, batch_size, cache=False, strict=False, inp
     Example:
     >>> for batch in eval_pipeline(source, 300, 8): detections = detector(batch["images"])
     """
-    input_size = _check_positive(input_size, "input_size")
-    batch_size = _check_positive(batch_size, "batch_size")
+    input_size = positive_int(input_size, "input_size")
+    batch_size = positive_int(batch_size, "batch_size")
     ds = _records(source, input_context).map(
         lambda record: resize_example(decode_record(record), input_size),
         num_parallel_calls=num_parallel_calls,

@@ -18,6 +18,7 @@ result:
 """
 
 import numpy as np
+from cfsam_keras.validation import positive_int
 
 
 def to_devkit_boxes(boxes):
@@ -130,8 +131,8 @@ def _parse(detections, ground_truths, num_classes):
     if num_classes is None:
         highest = [c.max() for _, c, _ in gts if c.size] + [c.max() for _, _, c in dets if c.size]
         num_classes = int(max(highest)) + 1 if highest else 0
-    elif int(num_classes) < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes}.")
+    else:
+        num_classes = positive_int(num_classes, "num_classes")
     num_classes = int(num_classes)
     for i, ((_, gt_classes, _), (_, _, det_classes)) in enumerate(zip(gts, dets)):
         _check_classes(gt_classes, num_classes, f"ground_truths[{i}]")

@@ -28,6 +28,7 @@ from cfsam_keras.export.common import write_class_names
 from cfsam_keras.models import check_class_names
 from cfsam_keras.models import detector as make_detector
 from cfsam_keras.models import model_config
+from cfsam_keras.validation import positive_int
 
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
@@ -165,8 +166,7 @@ def export_saved_model(
     check_tensorflow_backend("export_saved_model")
     if version is None:
         version = next_version(export_dir)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}")
+    positive_int(version, "version")
     final_dir = os.path.join(export_dir, str(version))
     if os.path.exists(final_dir):
         raise FileExistsError(

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 from cfsam_keras.defaults import NEG_POS_RATIO
+from cfsam_keras.validation import positive_int
 
 
 def multibox_loss_terms(y_true, y_pred, neg_pos_ratio=NEG_POS_RATIO):
@@ -126,8 +127,7 @@ class MultiBoxLoss(keras.losses.Loss):
         name="multibox_loss",
         dtype=None,
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int; received {num_classes!r}.")
+        positive_int(num_classes, "num_classes")
         if not neg_pos_ratio >= 0:
             raise ValueError(f"neg_pos_ratio must be >= 0; received {neg_pos_ratio!r}.")
         if not alpha >= 0:

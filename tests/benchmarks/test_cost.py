@@ -1,16 +1,15 @@
 import json
 import math
-import os
-import runpy
+import shlex
 
 import keras
 import pytest
 
-from cfsam_keras.benchmarks import cost
+import cost
+import harness
+from cfsam_keras.data import BUILTIN_CLASSES
 from cfsam_keras.flops import count_flops
 from cfsam_keras.layers import CFSAM
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_conv2d_flops_matches_profiler():
@@ -44,54 +43,123 @@ def test_kv_pooling_cuts_only_the_attention_and_key_value_parts():
     assert narrow["local"] < full["local"] / 3
 
 
-def test_variants_and_their_names():
-    names = [v.name for v in cost.cost_variants()]
-    assert names[0] == "vgg16 none" and "vgg16 cfsam" in names and len(names) == 11
-    assert {v.attention for v in cost.cost_variants()} == {"none", "cfsam", "se", "cbam", "eca"}
+def test_variant_table_and_subsets():
+    variants = cost.cost_variants()
+    names = [v.name for v in variants]
+    assert len(names) == len(set(names)) and harness.PEAK not in names
+    groups = {}
+    for v in variants:
+        groups.setdefault(v.group, []).append(v.attention)
+    # Every group has its baseline first; the demo model and VGG16 carry every module.
+    assert all(attentions[0] == "none" for attentions in groups.values())
+    for group in ("SSD300-VGG16", cost.DEMO_GROUP):
+        assert set(groups[group]) == {"none", "cfsam", "se", "cbam", "eca"}
     assert [v.name for v in cost.cost_variants(names=["vgg16 se"])] == ["vgg16 se"]
     with pytest.raises(ValueError, match="vgg16 sse"):
         cost.cost_variants(names=["vgg16 sse"])
+    assert [v.attention for v in cost.cost_variants(quick=True)] == ["none", "cfsam"]
 
 
-def test_demo_model_settings_match_the_demo_recipe():
-    demo = runpy.run_path(os.path.join(ROOT, "recipes", "demo.py"))
-    assert cost.DEMO_MODEL["input_size"] == demo["DEFAULTS"]["input_size"]
-    assert cost.DEMO_MODEL["backbone"] == demo["DEFAULTS"]["backbone"]
-    assert cost.DEMO_MODEL["anchor_preset"] == demo["ANCHOR_PRESET"]
-    assert cost.DEMO_MODEL["backbone_kwargs"] == demo["BACKBONE_KWARGS"]["small_vgg"]
-    assert cost.DEMO_CFSAM_KWARGS == demo["ATTENTION_KWARGS"]["cfsam"]
-    # The MobileNetV2 rows are the demo's --backbone mobilenet_v2 model.
-    assert cost.MOBILENET_MODEL["backbone_kwargs"]["alpha"] == demo["DEFAULTS"]["alpha"]
-    assert tuple(cost.MOBILENET_MODEL["backbone_kwargs"]["extra_channels"]) == tuple(
-        demo["BACKBONE_KWARGS"]["mobilenet_v2"]["extra_channels"])
+def test_demo_rows_build_the_demo_model_with_each_module():
+    from cfsam_keras.models import SSD300
+
+    demo = cost.configs.DEMO_MODEL
+    rows = [v for v in cost.cost_variants() if v.group == cost.DEMO_GROUP]
+    own = [v for v in rows if (v.attention, v.attention_kwargs)
+           == (demo["attention"], demo["attention_kwargs"])]
+    assert len(own) == 1 and own[0].num_classes == len(BUILTIN_CLASSES)
+    model = own[0].build()
+    reference = SSD300(len(BUILTIN_CLASSES), **demo)
+    assert model.count_params() == reference.count_params()
+    assert model.input_shape == reference.input_shape
+    assert model.output_shape == reference.output_shape
+    for other in rows:
+        assert {k: other.model_kwargs[k] for k in ("backbone", "input_size", "anchor_preset",
+                                                   "backbone_kwargs")} == {
+            k: demo[k] for k in ("backbone", "input_size", "anchor_preset", "backbone_kwargs")}
 
 
-def test_median_seconds_validates_and_calls():
-    calls = []
-    assert cost.median_seconds(lambda: calls.append(1), runs=3, warmup=2) >= 0
-    assert len(calls) == 5
-    with pytest.raises(ValueError, match="runs"):
-        cost.median_seconds(lambda: None, runs=0)
+def _row(name, group, attention, params, latency):
+    return {"name": name, "group": group, "attention": attention, "params": params,
+            "flops": 2 * params, "latency_ms": latency, "throughput_ips": None,
+            "train_step_ms": 10.0}
+
+
+def test_ratios_are_to_the_baseline_of_the_same_group():
+    rows = [_row("a none", "A", "none", 100, 10.0), _row("a se", "A", "se", 150, 15.0),
+            _row("b none", "B", "none", 10, 2.0), _row("b se", "B", "se", 20, None),
+            _row("c se", "C", "se", 5, 1.0)]
+    cost._ratios(rows)
+    assert rows[1]["params_ratio"] == 1.5 and rows[1]["latency_ms_ratio"] == 1.5
+    assert rows[0]["flops_ratio"] == 1.0 and rows[3]["flops_ratio"] == 2.0
+    assert rows[3]["latency_ms_ratio"] is None and rows[1]["throughput_ips_ratio"] is None
+    assert rows[4]["params_ratio"] is None  # no baseline in its group
+
+
+def test_timings_use_the_peak_of_their_own_rounds():
+    row = {"flops": 4e9}
+    cost._timings(row, {"latency": 0.5, "throughput": 2.0}, {"latency": 16.0, "throughput": 32.0})
+    assert row["latency_ms"] == 500.0 and row["train_step_ms"] is None
+    assert row["throughput_ips"] == cost.BATCH_SIZE / 2.0
+    assert row["gflops_per_s_b1"] == 8.0 and row["peak_fraction_b1"] == 0.5
+    assert row["gflops_per_s"] == cost.BATCH_SIZE * 2.0 and row["peak_fraction"] == 0.5
+
+
+def _parsed(command):
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "benchmarks/cost.py"]
+    return cost.parser().parse_args(argv[2:])
+
+
+def test_command_for_reproduces_the_settings_and_rows():
+    settings = {"runs": 4, "batch_runs": 3, "train_runs": 2, "warmup": 1,
+                "measurements": ["latency", "train_step"], "batch_size": 8,
+                "peak_matmul_size": 256}
+    rows = [{"name": "vgg16 none"}, {"name": "vgg16 cbam"}]
+    args = _parsed(cost.command_for({"settings": settings, "rows": rows}, "out dir"))
+    assert (args.out, args.runs, args.batch_runs, args.train_runs, args.warmup,
+            args.peak_size, args.quick) == ("out dir", 4, 3, 2, 1, 256, False)
+    assert args.measure == "latency,train_step"
+    assert args.variants.split(",") == ["vgg16 none", "vgg16 cbam"]
+    quick = [{"name": v.name} for v in cost.cost_variants(quick=True)]
+    args = _parsed(cost.command_for({"settings": dict(settings, measurements=list(
+        cost.MEASUREMENTS)), "rows": quick}, "o"))
+    assert args.quick and args.variants is None and args.measure == ",".join(cost.MEASUREMENTS)
+
+
+def test_bad_flags_are_one_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match="--runs must be >= 1"):
+        cost.main(["--quick", "--runs", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--measure: unknown \\['speed'\\]"):
+        cost.main(["--quick", "--measure", "speed", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--variants: unknown \\['huge'\\]"):
+        cost.main(["--quick", "--variants", "huge", "--out", str(tmp_path)])
 
 
 @pytest.mark.slow
-def test_cli_cost_quick_writes_table_and_json(tmp_path, capsys):
-    from cfsam_keras.cli import main
-
-    assert main(["benchmark", "--cost", "--quick", "--out", str(tmp_path)]) == 0
+def test_quick_run_writes_table_and_json(tmp_path, capsys):
+    assert cost.main(["--quick", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "| tiny none |" in printed and "| tiny cfsam |" in printed
     with open(tmp_path / "cost.json") as f:
         results = json.load(f)
+    assert [r["name"] for r in results["rows"]] == [v.name for v in cost.cost_variants(True)]
+    assert printed.strip() == (tmp_path / "cost.md").read_text().strip()
+    assert printed.strip() == cost.cost_table(results)
     base, cfsam = results["rows"]
     assert base["flops_ratio"] == 1.0 and base["latency_ms_ratio"] == 1.0
     assert cfsam["flops"] > base["flops"] and cfsam["params"] > base["params"]
     assert cfsam["flops_ratio"] == pytest.approx(cfsam["flops"] / base["flops"])
-    assert results["peak_gflops"] > 0
+    settings = results["settings"]
+    assert list(results["peak_gflops"]) == list(cost.MEASUREMENTS)
+    assert all(peak > 0 for peak in results["peak_gflops"].values())
     for row in results["rows"]:
-        assert row["latency_ms"] > 0 and row["train_step_ms"] > 0
-        assert math.isclose(row["gflops_per_s"] / results["peak_gflops"], row["peak_fraction"])
+        assert row["latency_ms"] > 0 and row["train_step_ms"] > 0 and row["throughput_ips"] > 0
+        assert len(row["latency_rounds_ms"]) == settings["runs"]
+        assert len(row["train_step_rounds_ms"]) == settings["train_runs"]
+        assert math.isclose(row["gflops_per_s"] / results["peak_gflops"]["throughput"],
+                            row["peak_fraction"])
     conv_check, cfsam_check = results["cross_check"]
     assert conv_check["counted"] == conv_check["analytic"]
     assert cfsam_check["analytic"] <= cfsam_check["counted"] <= 1.15 * cfsam_check["analytic"]
-    assert (tmp_path / "cost.md").read_text().startswith("| model |")
+    assert results["machine"]["cores"] > 0 and "tensorflow" in results["machine"]
+    assert _parsed(results["command"]).quick

@@ -1,32 +1,68 @@
 import json
 import math
+import os
+import re
 
 import pytest
 
-from cfsam_keras.benchmarks import report
+import cost
+import harness
+import latency
+import report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: Goal verdicts the generated page must not state.
+VERDICTS = re.compile(r"\bmeets\b|\bmisses\b|over the limit|within the limit|\blimit\b")
 
 
-def _run(variant, seed, ap50s, params=1000):
+def _run(variant, seed, ap50s, params=1000, attention=None, attention_kwargs=None):
     epochs = [
         {"epoch": i + 1, "loss": 1.0, "train_seconds": 1.0,
          **{m: v / 2 for m in report.METRICS}, "AP50": v}
         for i, v in enumerate(ap50s)
     ]
-    return {"variant": variant, "attention": variant, "attention_kwargs": {}, "seed": seed,
-            "params": params, "steps_per_epoch": 2, "epochs": epochs,
+    return {"variant": variant, "attention": attention or variant,
+            "attention_kwargs": attention_kwargs or {}, "seed": seed, "params": params,
+            "steps_per_epoch": 2, "epochs": epochs,
             "final": {k: v for k, v in epochs[-1].items() if k != "epoch"}, "wall_seconds": 60.0}
 
 
 def _result(runs, variants, seeds):
     settings = dict(dataset="builtin", variants=variants, seeds=seeds, out="o", data_dir="d",
                     input_size=64, image_size=64, train_images=8, val_images=4, epochs=3,
-                    batch_size=4, latency_runs=3, steps_per_epoch=2, kv_pool_size=3,
+                    batch_size=4, steps_per_epoch=2, kv_pool_size=3,
                     backbone="mobilenet_v2", alpha=0.35, optimizer="adamw", lr=0.002,
                     schedule="cosine")
     return {"dataset": "builtin", "settings": settings, "runs": runs,
-            "latency": {v: {"params": 1000, "latency_ms": 2.0, "latency_ratio": 1.0} for v in variants},
-            "machine": {"cpu": "test cpu", "cores": 2, "load_average_1min": 1.0,
-                        "tensorflow": "x", "platform": "y"}}
+            "machine": {"cpu": "test cpu", "cores": 2, "load_average_1min_before": 1.0,
+                        "load_average_1min_after": 1.0, "tensorflow": "x", "platform": "y"}}
+
+
+def _cost_row(name, group, attention, flops, latency_ms, kwargs=None):
+    return {"name": name, "group": group, "attention": attention,
+            "attention_kwargs": kwargs or {}, "model": {"input_size": 192}, "params": 1000,
+            "flops": flops, "latency_rounds_ms": [latency_ms, latency_ms + 1]}
+
+
+def _cost(rows):
+    peaks = {"latency": 20.0, "throughput": 40.0, "train_step": 30.0}
+    for r in rows:
+        seconds = r["latency_rounds_ms"][0] / 1000
+        cost._timings(r, {"latency": seconds, "throughput": 2 * seconds,
+                          "train_step": 3 * seconds}, peaks)
+    cost._ratios(rows)
+    return {"rows": rows, "peak_gflops": peaks, "cross_check": [
+                {"what": "Conv2D", "counted": 10, "analytic": 10}],
+            "settings": {"runs": 2, "batch_runs": 2, "train_runs": 1, "warmup": 1,
+                         "measurements": list(cost.MEASUREMENTS), "batch_size": 8,
+                         "peak_matmul_size": 128},
+            "machine": {"cpu": "test cpu", "cores": 2, "load_average_1min_before": 1.0,
+                        "load_average_1min_after": 1.2, "tensorflow": "x"},
+            "seconds": 60.0}
+
+
+def _table_rows(text, first_cell):
+    return [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
 
 
 def test_verdicts_follow_the_seed_spread():
@@ -53,11 +89,82 @@ def test_single_seed_is_never_called_a_difference():
     assert math.isnan(summary["cfsam"]["final"]["AP50"]["std"])
 
 
+def test_comparison_latency_comes_from_the_demo_rows_of_the_cost_table():
+    kv = {"embed_dim": 8, "kv_pool_size": 3}
+    runs = [_run("none", 0, [0.1, 0.2]),
+            _run("cfsam", 0, [0.1, 0.3], attention_kwargs={"embed_dim": 8}),
+            _run("cfsam_kv3", 0, [0.1, 0.3], attention="cfsam", attention_kwargs=kv),
+            _run("eca", 0, [0.1, 0.3])]
+    result = _result(runs, ["none", "cfsam", "cfsam_kv3", "eca"], [0])
+    # An old compare.json still carries the recipe's own latency: it is ignored.
+    result["latency"] = {v: {"latency_ratio": 9.99} for v in result["settings"]["variants"]}
+    demo = cost.DEMO_GROUP
+    costs = _cost([_cost_row("d none", demo, "none", 100, 10.0),
+                   _cost_row("d cfsam", demo, "cfsam", 150, 20.0, {"embed_dim": 8}),
+                   _cost_row("d cfsam kv3", demo, "cfsam", 120, 15.0, dict(reversed(kv.items()))),
+                   _cost_row("v eca", "SSD300-VGG16", "eca", 100, 30.0)])
+    table = report.comparison_table(result, costs)
+    cells = {line.split(" | ")[0][2:]: line.split(" | ")[10] for line in table.splitlines()[2:]}
+    assert cells == {"none": "x1.00", "cfsam": "x2.00", "cfsam_kv3": "x1.50", "eca": "n/a"}
+    assert "9.99" not in table
+    assert "latency" not in report.comparison_table(result)  # no cost table, no column
+
+
+def test_cost_section_renders_every_row_and_states_no_goal_verdict(tmp_path):
+    vgg, demo = "SSD300-VGG16", cost.DEMO_GROUP
+    rows = [_cost_row("vgg16 none", vgg, "none", 100e9, 100.0),
+            _cost_row("vgg16 cfsam", vgg, "cfsam", 125e9, 115.0),
+            _cost_row("vgg16 se", vgg, "se", 100.1e9, 98.0),
+            _cost_row("demo none", demo, "none", 1e9, 10.0),
+            _cost_row("demo eca", demo, "eca", 1e9, 11.0)]
+    shapes = [[38, 38, 512], [19, 19, 1024], [10, 10, 512], [5, 5, 256], [3, 3, 256], [1, 1, 256]]
+    results = _cost(rows)
+    results["cross_check"].append({
+        "what": "CFSAM module of 'vgg16 cfsam' (x)", "counted": 14e9, "analytic": 13e9,
+        "analytic_parts": cost.cfsam_matmul_flops([tuple(s) for s in shapes]),
+        "feature_shapes": shapes})
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "cost.json").write_text(json.dumps(results))
+    text = report.render_results(str(tmp_path / "results"), str(tmp_path / "results.md"))
+    table = cost.cost_table(results)
+    assert table in text
+    for row in rows:
+        assert len(_table_rows(table, row["name"])) == 1
+    assert _table_rows(table, "vgg16 cfsam")[0].startswith("| vgg16 cfsam | 0.00 | 125.00 | x1.25 ")
+    assert len(_table_rows(text, "Conv2D")) == 1
+    assert not VERDICTS.search(text)
+    # GPU estimate: 3 x 100 GFLOPs x the VOC07+12 images at 40 TFLOP/s, in minutes.
+    configs = cost.configs
+    minutes = 3 * 100e9 * configs.DATASET_IMAGES["VOC07+12 trainval"] / 40e12 / 60
+    assert _table_rows(text, "vgg16 none")[-1].startswith(f"| vgg16 none | {minutes:.1f} min |")
+
+
+def test_latency_section_renders_every_model(tmp_path):
+    record = {"results": {name: {"Keras": {"median_ms": 10.0}, "TFLite fp32": {"median_ms": 5.0},
+                                 harness.PEAK: {"gflop_per_s": 10.0}} for name in ("m1", "m2")},
+              "gflops": {"m1": 0.1, "m2": 0.2},
+              "settings": {"runs": 3, "warmup": 1, "peak_size": 64, "quick": False,
+                           "runtimes": ["Keras", "TFLite fp32"], "threads_flag": None,
+                           "score_threshold": 0.01, "max_detections": 200},
+              "machine": {"cpu": "c", "cores": 2, "load_average_1min_before": 1.0,
+                          "load_average_1min_after": 1.0}}
+    (tmp_path / "latency.json").write_text(json.dumps(record))
+    text = report.render_results(str(tmp_path))
+    assert latency.latency_table(record) in text
+    assert len(_table_rows(text, "m1")) == len(_table_rows(text, "m2")) == 1
+
+
+def test_missing_results_name_the_commands_that_make_them(tmp_path):
+    text = report.render_results(str(tmp_path))
+    for command in ("python benchmarks/cost.py", "python recipes/compare_attention.py",
+                    "python benchmarks/latency.py"):
+        assert command in text
+
+
 def test_table_plot_and_results_doc(tmp_path):
     runs = [_run("none", 0, [0.1, 0.2]), _run("cfsam", 0, [0.1, 0.3], params=2_500_000)]
     result = _result(runs, ["none", "cfsam"], [0])
     table = report.comparison_table(result)
-    assert table.splitlines()[0].startswith("| variant | seeds | AP | AP50")
     assert "| cfsam | 1 | 0.150 | 0.300 |" in table and "| 2.50 |" in table
     folder = tmp_path / "results" / "compare_builtin"
     folder.mkdir(parents=True)
@@ -68,54 +175,25 @@ def test_table_plot_and_results_doc(tmp_path):
     doc = tmp_path / "results.md"
     assert report.main(["--results", str(tmp_path / "results"), "--out", str(doc)]) == 0
     text = doc.read_text()
-    assert "Cost" in text and "Not run yet: `cfsam-keras benchmark --cost" in text
     assert table in text and "](results/compare_builtin/convergence.png)" in text
-    assert "python recipes/compare_attention.py --out o " in text
+    with pytest.raises(SystemExit, match="--results: no such folder"):
+        report.main(["--results", str(tmp_path / "missing"), "--out", str(doc)])
 
 
-def _cost_row(name, attention, flops, latency, kwargs=None):
-    return {"name": name, "group": "SSD300-VGG16", "attention": attention,
-            "attention_kwargs": kwargs or {}, "params": 1000, "flops": flops,
-            "latency_ms": latency, "throughput_ips": 1.0, "train_step_ms": 10.0,
-            "gflops_per_s": 1.0, "peak_fraction": 0.5}
-
-
-def test_cost_section_states_the_goal_from_the_numbers(tmp_path):
-    rows = [_cost_row("vgg16 none", "none", 100e9, 100.0),
-            _cost_row("vgg16 cfsam", "cfsam", 125e9, 115.0),
-            _cost_row("vgg16 cfsam kv5 local64", "cfsam", 108e9, 105.0, {"kv_pool_size": 5})]
-    for r in rows:
-        for key in ("params", "flops", "latency_ms", "throughput_ips", "train_step_ms"):
-            r[f"{key}_ratio"] = r[key] / rows[0][key]
-    parts = {"local": 5e9, "qkv_out": 1e9, "attention": 4e9, "mlp": 2e9, "fusion": 1e9, "total": 13e9}
-    cost = {"rows": rows, "peak_gflops": 2.0,
-            "cross_check": [{"what": "Conv2D", "counted": 10, "analytic": 10},
-                            {"what": "CFSAM module of 'vgg16 cfsam' (x)", "counted": 14e9,
-                             "analytic": 13e9, "analytic_parts": parts,
-                             "feature_shapes": [[38, 38, 512], [19, 19, 1024], [10, 10, 512], [5, 5, 256], [3, 3, 256], [1, 1, 256]]}],
-            "settings": {"runs": 3, "train_runs": 2, "warmup": 1, "batch_size": 8,
-                         "peak_matmul_size": 512},
-            "machine": {"cpu": "test cpu", "cores": 2, "load_average_1min": 1.0,
-                        "tensorflow": "x", "platform": "y"}, "seconds": 60.0}
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "cost.json").write_text(json.dumps(cost))
-    text = report.render_results(str(tmp_path / "results"), str(tmp_path / "results.md"))
-    assert "FLOPs +25.0%, misses the +20% FLOP limit; batch-1 latency +15.0%, training step +0.0%; latency within the limit." in text
-    assert "FLOPs +8.0%, meets the +10% FLOP limit; batch-1 latency +5.0%" in text
-    # GPU estimate: 3 x 100 GFLOPs x 16551 images / 40 TFLOP/s = 124 s = 2.1 min.
-    assert "| vgg16 none | 2.1 min |" in text
-    assert "| vgg16 cfsam | 5.00 | 1.00 | 4.00 | 2.00 | 1.00 |" in text
-
-
-def test_noise_band_comes_from_modules_without_flops():
-    rows = [
-        {"attention": "none", "flops_ratio": 1.0, "latency_ms_ratio": 1.0},
-        {"attention": "se", "flops_ratio": 1.001, "latency_ms_ratio": 1.3},
-        {"attention": "eca", "flops_ratio": 1.0, "latency_ms_ratio": 0.9},
-        {"attention": "cfsam", "flops_ratio": 1.2, "latency_ms_ratio": 2.0},
-    ]
-    assert report._noise_band({"rows": rows}) == (0.9, 1.3)
-    assert report._noise_band({"rows": rows[:1] + rows[3:]}) is None
+def test_committed_page_is_rendered_from_the_committed_json(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    page = os.path.join("docs", "results.md")
+    text = report.render_results(os.path.join("docs", "results"), page)
+    with open(page, encoding="utf-8") as f:
+        assert f.read() == text
+    assert report.render_results(os.path.join("docs", "results"), page) == text
+    assert not VERDICTS.search(text)
+    with open(os.path.join("docs", "results", "cost.json")) as f:
+        for row in json.load(f)["rows"]:
+            assert len(_table_rows(text, row["name"])) >= 1
+    with open(os.path.join("docs", "results", "compare_builtin", "compare.json")) as f:
+        for variant in json.load(f)["settings"]["variants"]:
+            assert len(_table_rows(text, variant)) == 1
 
 
 def test_claims_follow_the_comparison():
@@ -125,21 +203,22 @@ def test_claims_follow_the_comparison():
         _run("se", 0, [0.1, 0.2, 0.31]), _run("se", 1, [0.1, 0.2, 0.30]),
     ]
     result = _result(runs, ["none", "cfsam", "se"], [0, 1])
-    lines = report._comparison_claims(report.comparison_summary(result), result["settings"])
-    text = "\n".join(lines)
-    assert "(`cfsam`): Supported on the CPU-sized built-in comparison (3 epochs, 2 seed(s)): AP50 0.510 against 0.310 (better)." in text
-    assert "Against the best other module (se, AP50 0.305): above it." in text
-    assert "reaches the baseline's final AP50 at epoch 2 of 3." in text
+    beats, faster, _ = report._comparison_claims(report.comparison_summary(result),
+                                                 result["settings"])
+    assert "Supported" in beats and "0.510 against 0.310" in beats and "above it" in beats
+    assert "Supported" in faster and "epoch 2 of 3" in faster
     runs[2], runs[3] = _run("cfsam", 0, [0.1, 0.2, 0.31]), _run("cfsam", 1, [0.1, 0.2, 0.30])
-    text = "\n".join(report._comparison_claims(report.comparison_summary(result), result["settings"]))
-    assert "Not shown on the CPU-sized" in text and "no difference from it" in text
-    assert "never reaches the baseline's final AP50" in text
+    beats, faster, _ = report._comparison_claims(report.comparison_summary(result),
+                                                 result["settings"])
+    assert "Not shown" in beats and "no difference from it" in beats
+    assert "Not shown" in faster and "never" in faster
 
 
-def test_load_and_convergence_sentences():
-    assert "no other heavy jobs" in report._load_sentence({"load_average_1min": 2.1, "cores": 2})
-    assert "other jobs competed" in report._load_sentence({"load_average_1min": 4.0, "cores": 2})
-    rising = _result([_run("none", 0, [0.1, 0.3])], ["none"], [0])
-    assert "still rising at the last epoch (0.100 -> 0.300)" in report._convergence_sentence(rising)
-    flat = _result([_run("none", 0, [0.3, 0.305])], ["none"], [0])
-    assert "changed by +0.005" in report._convergence_sentence(flat)
+def test_load_is_set_against_the_core_count():
+    calm = report._load_sentence({"load_average_1min_before": 0.5,
+                                  "load_average_1min_after": 2.1, "cores": 2})
+    busy = report._load_sentence({"load_average_1min_before": 4.0,
+                                  "load_average_1min_after": 2.1, "cores": 2})
+    old = report._load_sentence({"load_average_1min": 2.1, "cores": 2})  # an older record
+    assert "0.5" in calm and "2.1" in calm and calm != busy and "4.0" in busy
+    assert "2.1" in old and old != calm

@@ -47,7 +47,7 @@ def trained_model(shapes_dataset, tmp_path_factory):
 
     keras.utils.set_random_seed(7)
     model = SSD300(
-        NUM_CLASSES, backbone="small_vgg", attention="none", input_size=SIZE,
+        class_names=list(BUILTIN_CLASSES), backbone="small_vgg", attention="none", input_size=SIZE,
     )
     source = coco(*shapes_dataset["train"])
     data = train_pipeline(source, model_default_boxes(model), SIZE, 8, seed=0, augment=False)
@@ -55,7 +55,6 @@ def trained_model(shapes_dataset, tmp_path_factory):
     model.fit(data, steps_per_epoch=60, epochs=1, verbose=0)
     images = next(iter(eval_pipeline(source, SIZE, 8)))["images"].numpy()
     _recalibrate_batch_norm(model, images)
-    model.class_names = list(BUILTIN_CLASSES)
     path = str(tmp_path_factory.mktemp("model") / "small.keras")
     model.save(path)
     return model, path, np.round(images).astype(np.uint8)

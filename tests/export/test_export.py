@@ -12,6 +12,8 @@ from export_helpers import SIZE
 from export_helpers import random_images
 from export_helpers import saved_model_cli
 
+from cfsam_keras.data import BUILTIN_CLASSES
+
 from export_helpers import box_iou
 from cfsam_keras.models import model_config
 
@@ -70,57 +72,6 @@ def test_representative_images_validates_and_resizes():
         list(_representative_images([], 32, limit=5))
 
 
-def test_latency_table_ratios():
-    from cfsam_keras.export.latency import latency_table
-
-    table = latency_table({"m": {"Keras": {"median_ms": 100.0}, "TFLite fp32": {"median_ms": 50.0}}})
-    assert "| m | 100.0 | 50.0 (0.50x) |" in table
-
-
-def test_latency_targets_verdicts():
-    from cfsam_keras.export.latency import latency_targets
-
-    text = latency_targets({
-        "a": {"Keras": {"median_ms": 100.0}, "TFLite fp32": {"median_ms": 80.0},
-              "TFLite int8": {"median_ms": 40.0}},
-        "b": {"Keras": {"median_ms": 100.0}},
-    })
-    assert text == ("a: TFLite fp32 0.80x Keras (misses <= 0.7x), "
-                    "TFLite int8 0.40x Keras (meets <= 0.5x).")
-
-
-def test_measure_latency_interleaves_calls():
-    from cfsam_keras.export.latency import measure_latency
-
-    calls = []
-    results = measure_latency(
-        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=1
-    )
-    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed rounds
-    assert set(results) == {"a", "b"}
-    assert all(r["runs"] == 3 and 0 <= r["min_ms"] <= r["median_ms"] for r in results.values())
-    with pytest.raises(ValueError, match="runs must be >= 1"):
-        measure_latency({"a": lambda: None}, runs=0)
-
-
-def test_latency_roofline_rates_and_need():
-    from cfsam_keras.export.latency import PEAK
-    from cfsam_keras.export.latency import latency_roofline
-
-    text = latency_roofline(
-        {"a": {"Keras": {"median_ms": 500.0}, "TFLite fp32": {"median_ms": 400.0},
-               "TFLite int8": {"median_ms": 100.0}, PEAK: {"gflop_per_s": 200.0}},
-         "b": {"Keras": {"median_ms": 1.0}, PEAK: {"gflop_per_s": 1.0}}},
-        gflops={"a": 50.0},
-    )
-    # 50 GFLOP in 0.5 s = 100 GFLOP/s; 0.4 s = 125; 0.7 x 0.5 s = 0.35 s needs 143.
-    assert text == (
-        "a: 50.0 GFLOPs a forward pass; GFLOP/s (share of the float32 matmul peak, 200 "
-        "GFLOP/s in the same rounds): Keras 100 (50%), TFLite fp32 125 (62%); TFLite fp32 "
-        "at 0.7x Keras would need 143 (71%)."
-    )
-
-
 def _cli(*argv):
     """Runs one of this package's sub-commands in-process; returns (code, stderr line)."""
     import argparse
@@ -130,7 +81,7 @@ def _cli(*argv):
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    for name in ("export", "predict", "benchmark"):
+    for name in ("export", "predict"):
         importlib.import_module(f"cfsam_keras.cli.{name}").add_parser(sub)
     args = parser.parse_args(argv)
     try:
@@ -151,8 +102,6 @@ def test_cli_one_line_errors(tmp_path):
     (tmp_path / "a.png").write_bytes(b"not a png")
     code, message = _cli("predict", "--tflite", str(tmp_path / "none.tflite"), str(tmp_path))
     assert code == 2 and "existing .tflite file" in message
-    code, message = _cli("benchmark")
-    assert code == 2 and "--latency" in message
 
 
 def test_predict_request_proto():
@@ -211,7 +160,7 @@ def test_saved_model_matches_keras_detector(trained_model, saved_model_dir):
             np.testing.assert_allclose(boxes, ref["boxes"], atol=1e-4)
             np.testing.assert_array_equal(out["detection_classes"].numpy()[i, :n], ref["classes"])
             names = out["detection_class_names"].numpy()[i, :n].astype(str)
-            assert list(names) == [model.class_names[c] for c in ref["classes"]]
+            assert list(names) == [model_config(model)["class_names"][c] for c in ref["classes"]]
     assert sum(len(r["boxes"]) for r in _keras_detections(model, train_images, score_threshold=0.3)) > 0
 
 
@@ -308,7 +257,7 @@ def test_tflite_float32_matches_keras(trained_model, tflite_float32):
     predictor, detections = _tflite_detections(tflite_float32, images)
     _builtin_ops_only(tflite_float32)
     assert predictor.input_size == SIZE
-    assert predictor.class_names == model.class_names
+    assert predictor.class_names == model_config(model)["class_names"]
     raw = np.concatenate([predictor.run(image[None])["raw_predictions"] for image in images])
     expected = model.predict_on_batch(images.astype(np.float32))
     assert raw.shape == (len(images), expected.shape[1], 4 + NUM_CLASSES + 1)
@@ -356,16 +305,16 @@ def test_tflite_int8_ap50_close_to_float(trained_model, shapes_dataset, tflite_f
     assert abs(ap["int8"] - ap["float"]) <= 0.02, ap
 
 
-# --- CLI: export, predict, benchmark --------------------------------------------------------
+# --- CLI: export, predict ---------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset, tmp_path):
     _, keras_path, _ = trained_model
-    names = ("--class-names", shapes_dataset["train"][0])  # COCO file: names by category id
-    code, _ = _cli("export", "--model", keras_path, "--format", "saved_model", "--out", str(tmp_path / "exp"), *names)
+    # No --class-names: the names travel in the .keras file.
+    code, _ = _cli("export", "--model", keras_path, "--format", "saved_model", "--out", str(tmp_path / "exp"))
     assert code == 0 and os.path.isdir(tmp_path / "exp" / "1")
-    code, _ = _cli("export", "--model", keras_path, "--format", "tflite", "--out", str(tmp_path / "exp"), *names)
+    code, _ = _cli("export", "--model", keras_path, "--format", "tflite", "--out", str(tmp_path / "exp"))
     tflite = tmp_path / "exp" / "small.tflite"
     assert code == 0 and tflite.is_file()
     images = shapes_dataset["train"][1]
@@ -373,8 +322,7 @@ def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset,
     for flag, value in (("--model", keras_path), ("--saved-model", str(tmp_path / "exp" / "1")),
                         ("--tflite", str(tflite))):
         out = tmp_path / flag.strip("-")
-        extra = names if flag == "--model" else ()
-        assert _cli("predict", flag, value, images, "--out", str(out), *extra)[0] == 0
+        assert _cli("predict", flag, value, images, "--out", str(out))[0] == 0
         with open(out / "detections.json") as f:
             results[flag] = json.load(f)["images"]
         assert len(list(out.glob("*.png"))) == len(results[flag]) == 8
@@ -390,30 +338,7 @@ def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset,
             # Scores near the 0.3 drawing cut-off may fall either side of it.
             _assert_matched([ref_d], [got_d], 0.35, 0.95)
             assert [d["class_name"] for d in got["detections"]] == [
-                trained_model[0].class_names[d["class_id"]] for d in got["detections"]]
-
-
-@pytest.mark.slow
-def test_cli_benchmark_latency_quick(tmp_path):
-    from cfsam_keras.export.latency import PEAK
-
-    readme = tmp_path / "README.md"
-    readme.write_text("x\n<!-- latency-table:start -->\nold\n<!-- latency-table:end -->\ny\n")
-    code, _ = _cli("benchmark", "--latency", "--quick", "--runs", "2", "--out", str(tmp_path / "b"),
-                   "--readme", str(readme))
-    assert code == 0
-    with open(tmp_path / "b" / "latency.json") as f:
-        written = json.load(f)
-    (row,) = written["results"].values()
-    assert set(row) == {"Keras", "TFLite fp32", PEAK}
-    assert all(v["median_ms"] > 0 for v in row.values()) and row[PEAK]["gflop_per_s"] > 0
-    assert row["TFLite fp32"]["threads"] == os.cpu_count()
-    (gflops,) = written["gflops"].values()
-    assert 0 < gflops < 5
-    text = readme.read_text()
-    assert "\nold\n" not in text and "TFLite fp32 (ms)" in text and text.endswith("y\n")
-    assert f"TFLite on {os.cpu_count()} thread(s)" in text
-    assert f"{gflops:.1f} GFLOPs a forward pass" in text and "would need" in text
+                BUILTIN_CLASSES[d["class_id"]] for d in got["detections"]]
 
 
 # --- SSD300-VGG16 with CFSAM ----------------------------------------------------------------

@@ -54,12 +54,3 @@ def test_bad_specs_raise():
         count_flops(keras.layers.Dense(2), [])
     with pytest.raises(ValueError, match="callable"):
         count_flops(np.zeros(3), [(1, 3)])
-
-
-def test_matmul_product_counts_and_validates():
-    from cfsam_keras.flops import matmul_product
-
-    product, flops = matmul_product(8)
-    assert flops == 2 * 8**3 and product() is None
-    with pytest.raises(ValueError, match="size must be >= 1"):
-        matmul_product(0)

@@ -7,7 +7,7 @@ from PIL import Image
 
 
 def test_report_has_tables_curves_and_pictures(tmp_path):
-    import report
+    import run_report as report
 
     with open(tmp_path / "history.jsonl", "w") as f:
         f.write(json.dumps({"epoch": 1, "loss": 3.0}) + "\n")

@@ -1,0 +1,634 @@
+"""docs/results.md from the JSON under docs/results/: cost, comparison, latency.
+
+    python benchmarks/report.py [--results docs/results] [--out docs/results.md]
+
+Reads RESULTS/cost.json (``benchmarks/cost.py``),
+RESULTS/compare_builtin/compare.json (``recipes/compare_attention.py``) and
+RESULTS/latency.json (``benchmarks/latency.py``), each where present, and
+writes the page; a missing one gets a line naming the command that makes it.
+The comparison's latency column comes from the demo-model rows of cost.json.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+import cost
+import harness
+import latency
+
+configs = harness.recipe_configs()
+
+#: Metrics of the comparison table, in column order.
+METRICS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "voc_map")
+#: Assumptions of the GPU training-time estimate (stated in its text, not measured).
+TRAIN_FLOPS_PER_FORWARD_FLOP = 3
+GPU_EFFECTIVE_TFLOPS = 40.0
+GPU_NAME = "an NVIDIA A100 at about a quarter of its 156 TFLOP/s TF32 tensor-core peak"
+#: The training set each of SSD300's published schedules is for.
+SCHEDULES = (("VOC07+12 trainval", "SSD300_VOC"), ("COCO train2017", "SSD300_COCO"))
+
+
+def _finite(values):
+    return [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def _stats(values):
+    values = _finite(values)
+    if not values:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"),
+                "max": float("nan"), "n": 0}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else float("nan"),
+        "min": min(values), "max": max(values), "n": len(values),
+    }
+
+
+def comparison_summary(result):
+    """Per-variant statistics over seeds of a ``compare.json`` result.
+
+    Returns:
+        dict variant -> ``{"final": {metric: stats}, "curve": [mean AP50 per
+        epoch], "params", "attention", "attention_kwargs", "seeds",
+        "reaches_baseline_epoch", "verdict"}``. ``verdict`` compares final AP50
+        with the baseline's: "baseline", "better" / "worse" when the means
+        differ by more than the larger of the two seed standard deviations,
+        "no difference" when they do not, and "single seed" when there is no
+        spread to compare to.
+    """
+    order = result["settings"]["variants"]
+    by_variant = {name: [r for r in result["runs"] if r["variant"] == name] for name in order}
+    summary = {}
+    for name, runs in by_variant.items():
+        if not runs:
+            continue
+        epochs = min(len(r["epochs"]) for r in runs)
+        curve = [statistics.fmean(_finite([r["epochs"][i]["AP50"] for r in runs])
+                                  or [float("nan")]) for i in range(epochs)]
+        summary[name] = {
+            "final": {m: _stats([r["final"][m] for r in runs]) for m in METRICS},
+            "curve": curve,
+            "params": runs[0]["params"],
+            "attention": runs[0]["attention"],
+            "attention_kwargs": runs[0]["attention_kwargs"],
+            "seeds": sorted(r["seed"] for r in runs),
+        }
+    base = summary.get("none")
+    for name, s in summary.items():
+        if base is None:
+            s["reaches_baseline_epoch"], s["verdict"] = None, "no baseline"
+            continue
+        target = base["final"]["AP50"]["mean"]
+        s["reaches_baseline_epoch"] = next(
+            (i + 1 for i, v in enumerate(s["curve"]) if not math.isnan(v) and v >= target), None)
+        if name == "none":
+            s["verdict"] = "baseline"
+            continue
+        s["verdict"] = {
+            None: "single seed: no spread to compare to",
+            0: "no difference (within seed spread)",
+            1: "better",
+            -1: "worse",
+        }[_compare(s["final"]["AP50"], base["final"]["AP50"])]
+    return summary
+
+
+def _compare(a, b):
+    """1 / -1 when stats ``a``'s mean is above / below ``b``'s by more than the larger
+    seed standard deviation, 0 when within it, None when neither has a spread."""
+    spread = max(_finite([a["std"], b["std"]]) or [float("nan")])
+    if math.isnan(spread):
+        return None
+    diff = a["mean"] - b["mean"]
+    return 0 if abs(diff) <= spread else (1 if diff > 0 else -1)
+
+
+def _module_key(attention, attention_kwargs):
+    return attention, json.dumps(attention_kwargs or {}, sort_keys=True)
+
+
+def demo_latency_ratios(cost_results):
+    """(attention, attention_kwargs as sorted JSON) -> batch-1 latency ratio to ``none``,
+    from the demo-model rows of a cost result."""
+    return {_module_key(r["attention"], r["attention_kwargs"]): r.get("latency_ms_ratio")
+            for r in cost_results["rows"] if r["group"] == cost.DEMO_GROUP}
+
+
+def _cell(stats):
+    if stats["n"] == 0:
+        return "n/a"
+    if stats["n"] == 1:
+        return f"{stats['mean']:.3f}"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+
+def comparison_table(result, cost_results=None):
+    """The comparison as a Markdown table (mean ± standard deviation over seeds).
+
+    Args:
+        result: a ``compare.json`` result (a ``latency`` entry in it is ignored).
+        cost_results: optional cost result; with it, a column of each module's
+            batch-1 latency ratio on the demo model (`demo_latency_ratios`).
+    """
+    summary = comparison_summary(result)
+    ratios = demo_latency_ratios(cost_results) if cost_results else None
+    head = (["variant", "seeds"] + list(METRICS) + ["params (M)"]
+            + (["latency vs none (demo model)"] if ratios is not None else [])
+            + ["first epoch >= none's final AP50", "AP50 vs none"])
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 3) + "---|"]
+    for name, s in summary.items():
+        cells = [name, str(len(s["seeds"]))] + [_cell(s["final"][m]) for m in METRICS]
+        cells.append(f"{s['params'] / 1e6:.2f}")
+        if ratios is not None:
+            ratio = ratios.get(_module_key(s["attention"], s["attention_kwargs"]))
+            cells.append("n/a" if ratio is None else f"x{ratio:.2f}")
+        cells += ["never" if s["reaches_baseline_epoch"] is None
+                  else str(s["reaches_baseline_epoch"]), s["verdict"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_convergence(result, path):
+    """AP50 per epoch of every variant (mean over seeds, band = min..max) on one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in result["settings"]["variants"]:
+        runs = [r for r in result["runs"] if r["variant"] == name]
+        if not runs:
+            continue
+        epochs = min(len(r["epochs"]) for r in runs)
+        x = list(range(1, epochs + 1))
+        values = [[r["epochs"][i]["AP50"] for r in runs] for i in range(epochs)]
+        ax.plot(x, [statistics.fmean(v) for v in values], marker="o",
+                label=f"{name} ({len(runs)} seeds)")
+        if len(runs) > 1:
+            ax.fill_between(x, [min(v) for v in values], [max(v) for v in values], alpha=0.15)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("COCO AP50 (val)")
+    ax.set_title(f"Convergence on {result['dataset']}: AP50 after every epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_comparison(out_dir, cost_results=None):
+    """Writes ``compare.md`` (`comparison_table`) and ``convergence.png`` by ``compare.json``."""
+    with open(os.path.join(out_dir, "compare.json")) as f:
+        result = json.load(f)
+    with open(os.path.join(out_dir, "compare.md"), "w") as f:
+        f.write(comparison_table(result, cost_results) + "\n")
+    plot_convergence(result, os.path.join(out_dir, "convergence.png"))
+
+
+def _pct(ratio):
+    return "not measured" if ratio is None else f"{100 * (ratio - 1):+.1f}%"
+
+
+def _load_sentence(m):
+    """The recorded 1-minute load average against the core count."""
+    before = m.get("load_average_1min_before")
+    after = m.get("load_average_1min_after", m.get("load_average_1min"))
+    cores = m.get("cores")
+    if after is None or not cores:
+        return "load not recorded."
+    text = ("1-minute load average "
+            + ("" if before is None else f"{before:.1f} at the start and ")
+            + f"{after:.1f} at the end of the run")
+    if max(_finite([before, after])) > cores + 0.5:
+        return text + (", above the core count: other jobs competed for the CPU, so absolute "
+                       "times are slower than on an idle machine.")
+    return text + ", within the core count."
+
+
+def _settings_sentence(results):
+    st = results["settings"]
+    taken = st.get("measurements", list(cost.MEASUREMENTS))
+    parts = []
+    if "latency" in taken:
+        parts.append(f"batch-1 latency: median of {st['runs']} rounds")
+    if "throughput" in taken:
+        parts.append(f"batch-{st['batch_size']} throughput: median of "
+                     f"{st.get('batch_runs', st['runs'])} rounds")
+    if "train_step" in taken:
+        parts.append(f"training step (forward + backward + SGD update, MultiBoxLoss, batch "
+                     f"{st['batch_size']}): median of {st['train_runs']} rounds")
+    text = "Timings: " + "; ".join(parts) + f", each after {st['warmup']} warm-up round(s)."
+    missing = [m for m in cost.MEASUREMENTS if m not in taken]
+    if missing:
+        text += f" **Not measured in this run: {', '.join(missing)}** (marked 'not run')."
+    return text
+
+
+def _peak_sentence(results):
+    size, peaks = results["settings"]["peak_matmul_size"], results["peak_gflops"]
+    if not isinstance(peaks, dict):  # one peak, timed on its own after the models
+        return (f"The machine's measured peak: {peaks:.1f} GFLOP/s (median {size}² float32 "
+                "matmul in the same run); the last columns are each model's achieved GFLOP/s "
+                "at batch 1 and batch 8 and their fraction of that peak.")
+    rounds = {"latency": "batch-1 latency", "throughput": "batch-8 throughput",
+              "train_step": "training-step"}
+    return (f"The float32 matmul peak ({size}² matrices, one product in every round): "
+            + ", ".join(f"{peaks[m]:.1f} GFLOP/s in the {rounds[m]} rounds" for m in peaks)
+            + "; the last columns are each model's achieved GFLOP/s at batch 1 and batch 8 "
+            "and their fraction of the peak of the same rounds.")
+
+
+def _cost_section(results, results_dir):
+    m = results["machine"]
+    lines = [
+        "## Cost",
+        "",
+        f"Regenerate: `{cost.command_for(results, results_dir)}`, then "
+        "`python benchmarks/report.py`.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, TensorFlow {m.get('tensorflow', 'n/a')}; "
+        + _load_sentence(m) + " All variants were timed in the same run in interleaved "
+        "rounds, so the ratios to the baseline are the numbers to read.",
+        _settings_sentence(results) + " Random weights. FLOPs: one forward pass at batch 1, "
+        "counted by TensorFlow's profiler (`cfsam_keras.flops.count_flops`, multiply-add = 2 "
+        "FLOPs). " + _peak_sentence(results)
+        + f" The whole run took {results['seconds'] / 60:.1f} min.",
+        "",
+        cost.cost_table(results),
+        "",
+    ]
+    fractions = [r.get(k) for r in results["rows"] for k in ("peak_fraction", "peak_fraction_b1")]
+    if any(f is not None and f > 1 for f in fractions):
+        lines += ["Fractions above 100% mean the matmul peak was sampled at a more loaded moment "
+                  "than the model timings: under changing load the measured peak is not a "
+                  "stable reference, only the ratios between variants timed in the same rounds "
+                  "are.", ""]
+    spread = [f"{r['name']} {min(r['latency_rounds_ms']):.0f}–{max(r['latency_rounds_ms']):.0f}"
+              for r in results["rows"] if r.get("latency_rounds_ms")]
+    if spread:
+        lines += ["Spread of the batch-1 latency rounds (min–max, ms): " + "; ".join(spread)
+                  + ". Where the spread is wider than a difference between two rows, that "
+                  "difference is load noise, not the module.", ""]
+    lines += _cross_check_lines(results["cross_check"])
+    lines += _vgg_overhead_lines(results)
+    return lines
+
+
+def _cross_check_lines(checks):
+    lines = [
+        "**Cross-check of the FLOP counter.**",
+        "",
+        "| what | counted (profiler) | analytic | counted / analytic |",
+        "|---|---:|---:|---:|",
+    ]
+    for c in checks:
+        lines.append(f"| {c['what']} | {c['counted']:,} | {c['analytic']:,} "
+                     f"| {c['counted'] / c['analytic']:.3f} |")
+    lines += ["", "The analytic CFSAM count has matrix products and convolutions only (no bias, "
+              "normalisation, softmax, GELU); the difference is that element-wise work. Its parts "
+              "(GFLOPs):", "",
+              "| module | local 3x3 + 1x1 | q/k/v/out projections | attention | MLP | fusion 1x1 |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for c in checks:
+        p = c.get("analytic_parts")
+        if p:
+            lines.append(f"| {_check_name(c)} | {p['local'] / 1e9:.2f} | {p['qkv_out'] / 1e9:.2f} "
+                         f"| {p['attention'] / 1e9:.2f} | {p['mlp'] / 1e9:.2f} "
+                         f"| {p['fusion'] / 1e9:.2f} |")
+    return lines + [""]
+
+
+def _check_name(check):
+    """The row name a CFSAM cross-check names in quotes."""
+    return check["what"].split("'")[1]
+
+
+def _vgg_rows(results):
+    return [r for r in results["rows"] if r["group"] == "SSD300-VGG16"]
+
+
+def _noise_band(results):
+    """(modules, min, max): the latency ratios of the SSD300-VGG16 rows that add under 1%
+    FLOPs to their baseline, the baseline's 1.0 included; None without such rows."""
+    rows = [r for r in _vgg_rows(results)
+            if r["attention"] != "none" and r["flops_ratio"] is not None
+            and r["flops_ratio"] < 1.01 and r.get("latency_ms_ratio") is not None]
+    if not rows:
+        return None
+    ratios = [r["latency_ms_ratio"] for r in rows] + [1.0]
+    return sorted({r["attention"] for r in rows}), min(ratios), max(ratios)
+
+
+def _vgg_overhead_lines(results):
+    rows = [r for r in _vgg_rows(results) if r["attention"] == "cfsam"]
+    base = next((r for r in _vgg_rows(results) if r["attention"] == "none"), None)
+    if not rows or base is None:
+        return []
+    band = _noise_band(results)
+    out = ["**What CFSAM adds to SSD300-VGG16** (ratios to `" + base["name"] + "`).", ""]
+    for row in rows:
+        line = (f"- `{row['name']}` ({row['attention_kwargs'] or 'defaults'}): FLOPs "
+                f"{_pct(row['flops_ratio'])}, parameters {_pct(row['params_ratio'])}, batch-1 "
+                f"latency {_pct(row['latency_ms_ratio'])}, training step "
+                f"{_pct(row['train_step_ms_ratio'])}")
+        ratio = row["latency_ms_ratio"]
+        if band and ratio is not None and band[1] <= ratio <= band[2]:
+            line += "; its latency ratio lies inside this run's noise band (below)"
+        out.append(line + ".")
+    if band:
+        modules, low, high = band
+        out += ["", f"Noise band: {', '.join(modules)} add under 1% FLOPs, yet their latency "
+                f"ratios in this run span x{low:.2f} to x{high:.2f}: that is how much "
+                "run-to-run noise moved single timings, so latency differences inside it are "
+                "not evidence either way."]
+    default = next((c for c in results["cross_check"] if c.get("analytic_parts")
+                    and any(r["name"] == _check_name(c) and not r["attention_kwargs"]
+                            for r in rows)), None)
+    if default:
+        out += ["", _analytic_sentence(default, base["flops"])]
+    return out
+
+
+def _analytic_sentence(check, base_flops):
+    """Where the default CFSAM's FLOPs go, and what pooling and a narrow local conv leave."""
+    parts, shapes = check["analytic_parts"], [tuple(s) for s in check["feature_shapes"]]
+    pool = cost.EFFICIENT_CFSAM_KWARGS["kv_pool_size"]
+    tokens = sum(h * w for h, w, _ in shapes)
+    pooled = cost.cfsam_matmul_flops(shapes, kv_pool_size=pool)
+    pooled1 = cost.cfsam_matmul_flops(shapes, kv_pool_size=1)
+    efficient = cost.cfsam_matmul_flops(shapes, **cost.EFFICIENT_CFSAM_KWARGS)
+    key_tokens = sum(min(h, pool) * min(w, pool) for h, w, _ in shapes)
+
+    def share(flops):
+        return f"{flops / 1e9:.2f} GFLOPs ({100 * flops / base_flops:.1f}% of the baseline)"
+
+    return (
+        f"Where the default module's FLOPs go (analytic counts of its matrix products, next to "
+        f"the baseline's counted {base_flops / 1e9:.2f} GFLOPs): the per-level 3x3 local "
+        f"convolutions {share(parts['local'])}, full attention over the {tokens} tokens "
+        f"{share(parts['attention'])}, the MLP {share(parts['mlp'])}. Pooling keys and values "
+        f"to {pool}x{pool} ({key_tokens} key tokens instead of {tokens}) cuts attention to "
+        f"{pooled['attention'] / 1e9:.2f} GFLOPs and leaves the module at "
+        f"{share(pooled['total'])}; "
+        f"pooling to 1x1 leaves {share(pooled1['total'])}, since the local convolutions, "
+        f"projections and MLP remain. With the local 3x3 convolution also narrowed "
+        f"(`{cost.EFFICIENT_CFSAM_KWARGS}`; the 1x1 still lifts it to the embedding width) the "
+        f"module is {share(efficient['total'])}, its local part "
+        f"{efficient['local'] / 1e9:.2f} GFLOPs.")
+
+
+def _gpu_lines(results):
+    rows = [r for r in _vgg_rows(results) if r["attention"] in ("none", "cfsam")]
+    if not rows:
+        return []
+    schedules = [(dataset, name, getattr(configs, name)) for dataset, name in SCHEDULES]
+    epochs = {name: s.iterations * s.batch_size / configs.DATASET_IMAGES[dataset]
+              for dataset, name, s in schedules}
+    head = []
+    for dataset, name, _ in schedules:
+        head += [f"{dataset}: one epoch", f"{name}: {epochs[name]:.0f} epochs"]
+    out = ["", "**Expected training time on one GPU**, from the counted FLOPs. Assumptions, none "
+           f"of them measured here: a training step costs {TRAIN_FLOPS_PER_FORWARD_FLOP}x the "
+           "forward FLOPs (forward, plus backward for activations and weights); the GPU sustains "
+           f"{GPU_EFFECTIVE_TFLOPS:.0f} TFLOP/s ({GPU_NAME}); the input pipeline keeps up; an "
+           "epoch is one pass over `DATASET_IMAGES`: "
+           + " or ".join(f"{d} ({configs.DATASET_IMAGES[d]:,} images)" for d, _, _ in schedules)
+           + "; SSD300's schedules are "
+           + " and ".join(f"`{n}` ({s.iterations:,} iterations at batch {s.batch_size})"
+                          for _, n, s in schedules)
+           + ", all in recipes/configs.py.", "",
+           "| model | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for r in rows:
+        cells = []
+        for dataset, name, _ in schedules:
+            seconds = (TRAIN_FLOPS_PER_FORWARD_FLOP * r["flops"] * configs.DATASET_IMAGES[dataset]
+                       / (GPU_EFFECTIVE_TFLOPS * 1e12))
+            cells += [f"{seconds / 60:.1f} min", f"{seconds * epochs[name] / 3600:.1f} h"]
+        out.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _comparison_section(result, cost_results, rel_dir):
+    s, m, runs = result["settings"], result["machine"], result["runs"]
+    seeds = s["seeds"]
+    train_minutes = sum(r["wall_seconds"] for r in runs) / 60
+    demo = next((r for r in (cost_results or {}).get("rows", [])
+                 if r["group"] == cost.DEMO_GROUP), None)
+    latency_text = (
+        "'latency vs none' is each module's batch-1 CPU latency ratio on the demo model of the "
+        f"cost table ({demo['model'].get('input_size', 300)} px; n/a where it has no such row)."
+        if demo else "")
+    return [
+        "## Comparison of attention modules",
+        "",
+        f"Regenerate: `{_compare_command(s)}`, then `python benchmarks/report.py` (tables, plot "
+        "and this page).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; " + _load_sentence(m) + " Dataset: "
+        f"{s['dataset']} ({s['train_images']} train / {s['val_images']} val images of "
+        f"{s['image_size']} px), {s['backbone']}"
+        + (f" (alpha {s['alpha']})" if s["backbone"] == "mobilenet_v2" else "")
+        + f" at {s['input_size']} px, from scratch, {s['optimizer']} lr {s['lr']} "
+        f"({s['schedule']}), batch {s['batch_size']}, {s['epochs']} epochs of "
+        f"{runs[0]['steps_per_epoch']} steps, seeds {seeds}; evaluated on the val split after "
+        f"every epoch. {len(runs)} runs, {train_minutes:.0f} min in all. "
+        + ("" if len(seeds) >= 3 else
+           f"**Only {len(seeds)} seed(s) per variant were run**, so no difference in this "
+           "table can be told apart from seed noise. ")
+        + _convergence_sentence(result)
+        + "Per-epoch training times are in the JSON (epoch 1 includes graph tracing). "
+        "Cells are mean ± standard deviation over seeds (one number when one seed). "
+        + latency_text,
+        "",
+        comparison_table(result, cost_results),
+        "",
+        f"![AP50 per epoch]({rel_dir}/convergence.png)",
+    ]
+
+
+def _convergence_sentence(result):
+    """Whether the baseline's mean AP50 was still rising over the last epoch."""
+    base = comparison_summary(result).get("none")
+    if not base or len(base["curve"]) < 2:
+        return ""
+    before, last = base["curve"][-2], base["curve"][-1]
+    if last - before > 0.01:
+        return (f"The baseline's mean AP50 was still rising at the last epoch ({before:.3f} -> "
+                f"{last:.3f}): the models are not converged at this budget. ")
+    return f"The baseline's mean AP50 changed by {last - before:+.3f} over the last epoch. "
+
+
+def _compare_command(s):
+    """The comparison recipe's command with the settings that made the training numbers."""
+    flags = [f"--out {s['out']}", f"--data-dir {s['data_dir']}", f"--input-size {s['input_size']}",
+             f"--image-size {s['image_size']}", f"--train-images {s['train_images']}",
+             f"--val-images {s['val_images']}", f"--epochs {s['epochs']}",
+             f"--batch-size {s['batch_size']}", f"--seeds {','.join(map(str, s['seeds']))}",
+             f"--variants {','.join(s['variants'])}"]
+    if s.get("steps_per_epoch"):
+        flags.insert(7, f"--steps-per-epoch {s['steps_per_epoch']}")
+    if s.get("kv_pool_size") is not None:
+        flags.append(f"--kv-pool-size {s['kv_pool_size']}")
+    return "python recipes/compare_attention.py " + " ".join(flags)
+
+
+def _latency_section(record, results_dir):
+    return [
+        "## Latency of the exported runtimes",
+        "",
+        f"Regenerate: `{latency.command_for(record, results_dir)}`, then "
+        "`python benchmarks/report.py`. Single-image latency in ms, ratio to Keras in brackets.",
+        "",
+        latency.latency_table(record),
+        "",
+        latency.latency_note(record),
+    ]
+
+
+def _claims(cost_results, result):
+    out = ["## Which paper claims these results support", ""]
+    if cost_results:
+        default = next((r for r in _vgg_rows(cost_results)
+                        if r["attention"] == "cfsam" and not r["attention_kwargs"]), None)
+        if default:
+            out.append(
+                "- **\"No substantial computational overhead.\"** Our reading of the module, "
+                f"at its defaults, adds {_pct(default['flops_ratio'])} FLOPs, "
+                f"{_pct(default['params_ratio'])} parameters and "
+                f"{_pct(default['latency_ms_ratio'])} CPU latency to SSD300-VGG16. The paper's "
+                "own FLOP figures were not available to compare with.")
+        baselines = {r["group"] for r in cost_results["rows"] if r["attention"] == "none"}
+        for row in cost_results["rows"]:
+            if (row["attention"] == "cfsam" and row["group"] != "SSD300-VGG16"
+                    and row["group"] in baselines):
+                out.append(
+                    f"- On the CPU-sized `{row['name']}` model CFSAM ({row['attention_kwargs']}) "
+                    f"adds {_pct(row['flops_ratio'])} FLOPs, {_pct(row['latency_ms_ratio'])} "
+                    f"batch-1 latency and {_pct(row['train_step_ms_ratio'])} training-step time.")
+    if result:
+        out += _comparison_claims(comparison_summary(result), result["settings"])
+    out.append(
+        "- **VOC mAP 75.5 -> 78.6 and COCO AP50 43.1 -> 52.1** (the paper's numbers, quoted "
+        "from arXiv 2510.14726). Cannot be tested on this "
+        "machine (no GPU, no ImageNet weights, no VOC/COCO download). The same recipe runs them: "
+        "`python recipes/compare_attention.py --dataset voc --data-dir VOCdevkit` and "
+        "`--dataset coco --tfds`, writing the same table.")
+    return out
+
+
+def _comparison_claims(summary, settings):
+    """The beats-the-baseline and converges-faster claims, judged from the comparison."""
+    base = summary.get("none")
+    cfsams = [n for n in summary if n.startswith("cfsam")]
+    if not base or not cfsams:
+        return []
+    budget = (f"on the CPU-sized built-in comparison ({settings['epochs']} epochs, "
+              f"{len(base['seeds'])} seed(s))")
+    out = []
+    others = {n: s for n, s in summary.items() if n in ("se", "cbam", "eca")}
+    for name in cfsams:
+        s = summary[name]
+        a, b = s["final"]["AP50"], base["final"]["AP50"]
+        verdict = s["verdict"]
+        word = {"better": "Supported", "worse": "Contradicted"}.get(verdict, "Not shown")
+        line = (f"- **CFSAM beats the baseline** (`{name}`): {word} {budget}: AP50 "
+                f"{a['mean']:.3f} against {b['mean']:.3f} ({verdict}).")
+        if others:
+            best = max(others, key=lambda n: others[n]["final"]["AP50"]["mean"])
+            o = others[best]["final"]["AP50"]
+            rel = {1: "above", -1: "below"}.get(_compare(a, o), "no difference from")
+            line += f" Against the best other module ({best}, AP50 {o['mean']:.3f}): {rel} it."
+        out.append(line)
+        epochs = len(s["curve"])
+        reach = s["reaches_baseline_epoch"]
+        if reach is not None and reach < epochs:
+            conv = (f"Supported {budget}: `{name}` reaches the baseline's final AP50 at epoch "
+                    f"{reach} of {epochs}.")
+        else:
+            conv = (f"Not shown {budget}: `{name}` "
+                    + ("never reaches the baseline's final AP50." if reach is None else
+                       "reaches the baseline's final AP50 only at the last epoch."))
+        out.append(f"- **Faster convergence** (`{name}`): {conv}")
+    out.append("- A budget this small tests early training only; the paper's claims are about "
+               "converged VOC / COCO detectors.")
+    return out
+
+
+def _load(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def render_results(results_dir=os.path.join("docs", "results"), doc_path=None):
+    """The text of ``docs/results.md`` from the JSON under ``results_dir``.
+
+    Args:
+        results_dir: the folder of cost.json, compare_builtin/compare.json and
+            latency.json; each may be missing.
+        doc_path: where the page will be written (for the relative link to the
+            convergence plot); default beside ``results_dir``.
+    """
+    doc_dir = os.path.dirname(os.path.abspath(doc_path or results_dir))
+    cost_results = _load(os.path.join(results_dir, "cost.json"))
+    result = _load(os.path.join(results_dir, "compare_builtin", "compare.json"))
+    record = _load(os.path.join(results_dir, "latency.json"))
+    lines = [
+        "# Results: what CFSAM costs and what it buys",
+        "",
+        f"Generated by `python benchmarks/report.py` from the JSON under `{results_dir}/`; do "
+        "not edit by hand. Every number below was produced by the command named in its section.",
+        "",
+    ]
+    if cost_results:
+        lines += _cost_section(cost_results, results_dir) + _gpu_lines(cost_results)
+    else:
+        lines += ["## Cost", "", f"Not run yet: `python benchmarks/cost.py --out {results_dir}`."]
+    lines.append("")
+    if result:
+        rel = os.path.relpath(os.path.join(results_dir, "compare_builtin"), doc_dir)
+        lines += _comparison_section(result, cost_results, rel)
+    else:
+        lines += ["## Comparison of attention modules", "",
+                  "Not run yet: `python recipes/compare_attention.py`."]
+    lines.append("")
+    if record:
+        lines += _latency_section(record, results_dir)
+    else:
+        lines += ["## Latency of the exported runtimes", "",
+                  f"Not run yet: `python benchmarks/latency.py --out {results_dir}`."]
+    lines.append("")
+    lines += _claims(cost_results, result)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default=os.path.join("docs", "results"),
+                   help="folder of the JSON (default docs/results)")
+    p.add_argument("--out", default=os.path.join("docs", "results.md"),
+                   help="the page to write (default docs/results.md)")
+    args = p.parse_args(argv)
+    if not os.path.isdir(args.results):
+        raise SystemExit(f"error: --results: no such folder: {args.results}")
+    comparison = os.path.join(args.results, "compare_builtin")
+    if os.path.isfile(os.path.join(comparison, "compare.json")):
+        write_comparison(comparison, _load(os.path.join(args.results, "cost.json")))
+    text = render_results(args.results, args.out)
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
