@@ -85,6 +85,29 @@ def test_min_iou_crop_meets_its_constraint():
         np.testing.assert_array_equal(keep.numpy(), inside)
 
 
+def test_min_iou_crop_needs_only_one_box_to_reach_the_minimum():
+    """SSD accepts a crop where ANY box reaches the sampled IoU, not only where all do."""
+    # No window of sides >= 30 reaches IoU 0.5 with the 15x15 box (at most 225 / 900),
+    # so a sampler asking every box to reach 0.5 would keep the whole canvas every time.
+    boxes = np.array([[0.0, 0.0, 50.0, 50.0], [85.0, 85.0, 100.0, 100.0]], np.float32)
+    accepted = 0
+    for s in range(30):
+        window, keep = sample_min_iou_crop(
+            100.0, 100.0, tf.constant(boxes), tf.constant([5, s], tf.int64), min_ious=(0.5,)
+        )
+        x0, y0, x1, y1 = window.numpy()
+        if (x0, y0, x1, y1) == (0, 0, 100, 100):
+            continue
+        accepted += 1
+        iw = np.clip(np.minimum(boxes[:, 2], x1) - np.maximum(boxes[:, 0], x0), 0, None)
+        ih = np.clip(np.minimum(boxes[:, 3], y1) - np.maximum(boxes[:, 1], y0), 0, None)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        iou = iw * ih / (areas + (x1 - x0) * (y1 - y0) - iw * ih)
+        assert iou[0] >= 0.5 - 1e-6 and iou[1] < 0.5
+        assert keep.numpy()[0] and not keep.numpy()[1]
+    assert accepted >= 10
+
+
 def test_crop_resize_window_is_pixel_exact_and_fills_outside():
     image = np.arange(16 * 16 * 3, dtype=np.float32).reshape(16, 16, 3)
     out, valid = crop_resize_window(image, [0.0, 0.0, 16.0, 16.0], 16)

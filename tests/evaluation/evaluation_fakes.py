@@ -14,17 +14,18 @@ GT_XYXY = [  # absolute pixels
 MAX_BOXES = 3
 
 
-def eval_dataset(crowd=()):
+def eval_dataset(crowd=(), ground_truth=GT_XYXY):
     """A batch shaped like cfsam_keras.data.eval_pipeline output (padded ground truth).
 
     ``crowd``: (image index, box index) pairs flagged ``is_crowd``.
+    ``ground_truth``: per image of ``SIZES``, ``(boxes, classes)`` in absolute pixels.
     """
     b = len(SIZES)
     images = np.zeros((b, 8, 8, 3), np.float32)
     boxes = np.zeros((b, MAX_BOXES, 4), np.float32)
     classes = np.full((b, MAX_BOXES), -1, np.int32)
     num_boxes = np.zeros(b, np.int32)
-    for i, ((h, w), (gt_boxes, gt_classes)) in enumerate(zip(SIZES, GT_XYXY)):
+    for i, ((h, w), (gt_boxes, gt_classes)) in enumerate(zip(SIZES, ground_truth)):
         images[i, 0, 0, 0] = i  # lets the fake detector know which image it sees
         n = len(gt_boxes)
         boxes[i, :n] = np.array(gt_boxes, np.float32) / [w, h, w, h]

@@ -79,3 +79,44 @@ def test_crowd_boxes_are_ignored_by_voc_and_coco():
     assert np.isnan(results["voc_per_class_ap"][2])
     assert results["voc_map"] == pytest.approx(1.0)
     assert results["coco"]["AP"] == pytest.approx(1.0)
+
+
+# One class-0 box per image. The detector finds both but ranks a false positive between
+# them: true 0.9, false 0.8, true 0.7, i.e. (recall, precision) (1/2, 1), (1/2, 1/2), (1, 2/3).
+ONE_CLASS_GT = [([[10, 20, 160, 120]], [0]), ([[300, 100, 620, 460]], [0])]
+RANKED = [  # per image: (absolute xyxy box, score)
+    [([10, 20, 160, 120], 0.9), ([200, 130, 290, 190], 0.8)],
+    [([300, 100, 620, 460], 0.7)],
+]
+
+
+def ranked_detector(images):
+    """Returns RANKED's class-0 detections (rel_xyxy), K = 2 rows."""
+    images = np.asarray(images)
+    out = {"boxes": np.zeros((len(images), 2, 4), np.float32),
+           "scores": np.zeros((len(images), 2), np.float32),
+           "classes": np.zeros((len(images), 2), np.int32),
+           "num_detections": np.zeros(len(images), np.int32)}
+    for row, image in enumerate(images):
+        i = int(image[0, 0, 0])
+        h, w = SIZES[i]
+        for k, (box, score) in enumerate(RANKED[i]):
+            out["boxes"][row, k] = np.array(box, np.float32) / [w, h, w, h]
+            out["scores"][row, k] = score
+        out["num_detections"][row] = len(RANKED[i])
+    return out
+
+
+def test_voc07_and_area_map_of_an_imperfect_detector():
+    # VOC07: the best precision at recall >= t for t = 0, 0.1, ..., 1: 1 for the six t up
+    # to 0.5, 2/3 for the five above.
+    voc07 = (6 * 1.0 + 5 * (2 / 3)) / 11
+    # VOC2010+: area under the interpolated curve, 1 up to recall 1/2, then 2/3.
+    area = 0.5 * 1.0 + 0.5 * (2 / 3)
+    assert abs(voc07 - area) > 0.01
+    results = evaluate_detector(ranked_detector, eval_dataset(ground_truth=ONE_CLASS_GT),
+                                num_classes=1)
+    assert results["voc_map"] == pytest.approx(voc07, abs=1e-9)
+    assert results["voc_map_area"] == pytest.approx(area, abs=1e-9)
+    assert results["voc_per_class_ap"] == pytest.approx([voc07], abs=1e-9)
+    assert results["voc_per_class_ap_area"] == pytest.approx([area], abs=1e-9)
