@@ -50,8 +50,8 @@ def number(value, name, low=None, high=None, low_open=False, high_open=False, al
         allow_none: let ``None`` pass through.
 
     Example:
-    >>> number(0.45, "iou_threshold", 0.0, 1.0, low_open=True)
-    0.45
+    >>> number(0.3, "score_threshold", 0.0, 1.0, high_open=True)
+    0.3
     """
     if value is None and allow_none:
         return None

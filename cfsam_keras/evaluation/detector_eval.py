@@ -7,7 +7,9 @@ from cfsam_keras.evaluation.coco_metric import (
     coco_evaluate,
     load_coco_ground_truth,
 )
-from cfsam_keras.evaluation.voc_metric import to_devkit_boxes, voc_map
+from cfsam_keras.evaluation.voc_metric import VOC_IOU_THRESHOLD
+from cfsam_keras.evaluation.voc_metric import to_devkit_boxes
+from cfsam_keras.evaluation.voc_metric import voc_map
 
 _DETECTION_KEYS = ("boxes", "scores", "classes", "num_detections")
 
@@ -149,7 +151,7 @@ def evaluate_detector(
     class_names=None,
     coco_gt=None,
     category_ids=None,
-    iou_threshold=0.5,
+    iou_threshold=VOC_IOU_THRESHOLD,
     max_images=None,
     verbose=False,
 ):

@@ -18,6 +18,10 @@ result:
 """
 
 import numpy as np
+
+#: PASCAL VOC's criterion: a detection matches a ground-truth box whose IoU with it
+#: exceeds this.
+VOC_IOU_THRESHOLD = 0.5
 from cfsam_keras.validation import positive_int
 
 
@@ -206,7 +210,9 @@ def _class_ap(dets, gts, class_id, iou_threshold, use_07_metric):
     return voc_ap(recall, precision, use_07_metric)
 
 
-def voc_map(detections, ground_truths, iou_threshold=0.5, use_07_metric=True, num_classes=None):
+def voc_map(
+    detections, ground_truths, iou_threshold=VOC_IOU_THRESHOLD, use_07_metric=True, num_classes=None
+):
     """PASCAL VOC mean average precision over a set of images.
 
     Boxes are absolute pixel coordinates (xmin, ymin, xmax, ymax) in the

@@ -62,8 +62,9 @@ class DecodePredictions(keras.layers.Layer):
         predictions: tensor ``[B, A, 4 + num_classes + 1]`` from an SSD300 model.
 
     Returns:
-        Tuple ``(boxes, scores)``: ``boxes [B, A, 4]`` rel_xyxy (not clipped) and
-        ``scores [B, A, num_classes + 1]`` softmax probabilities, column 0 = background.
+        Tuple ``(boxes, scores)``: ``boxes [B, A, 4]`` float32 rel_xyxy (not clipped)
+        and ``scores [B, A, num_classes + 1]`` softmax probabilities in the layer's
+        compute dtype, column 0 = background.
 
     Example:
     >>> model = SSD300(20, attention="none")
@@ -99,9 +100,12 @@ class DecodePredictions(keras.layers.Layer):
         scores = ops.softmax(predictions[..., 4:], axis=-1)
         return boxes, scores
 
-    def compute_output_shape(self, input_shape):
-        batch, num_boxes, channels = input_shape
-        return (batch, num_boxes, 4), (batch, num_boxes, channels - 4)
+    def compute_output_spec(self, predictions):
+        batch, num_boxes, channels = predictions.shape
+        return (
+            keras.KerasTensor((batch, num_boxes, 4), dtype="float32"),
+            keras.KerasTensor((batch, num_boxes, channels - 4), dtype=self.compute_dtype),
+        )
 
     def get_config(self):
         config = super().get_config()
