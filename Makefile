@@ -11,7 +11,7 @@ TESTING := $(VENV)/.testing-$(call HASH,requirements.txt requirements-test.txt p
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-quick install clean
+.PHONY: demo test test-quick lint install clean
 
 $(RUNTIME):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,14 @@ install: $(TESTING)
 demo: $(RUNTIME)
 	$(BIN)/python recipes/demo.py --out runs/demo
 
-test: $(TESTING)
+lint: $(TESTING)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile --durations 15
 
-test-quick: $(TESTING)
+test-quick: lint
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile -m "not slow"
 
 clean:

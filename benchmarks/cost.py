@@ -25,9 +25,8 @@ import shlex
 import sys
 import time
 
-import numpy as np
-
 import harness
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 configs = harness.recipe_configs()
@@ -84,8 +83,12 @@ class Variant:
 
         kwargs = dict(self.model_kwargs)
         del kwargs["num_classes"]
-        return SSD300(self.num_classes, attention=self.attention,
-                      attention_kwargs=self.attention_kwargs or None, **kwargs)
+        return SSD300(
+            self.num_classes,
+            attention=self.attention,
+            attention_kwargs=self.attention_kwargs or None,
+            **kwargs,
+        )
 
     @property
     def input_size(self):
@@ -118,8 +121,13 @@ def _vgg_variants():
 def _mobilenet_variants():
     return [
         Variant("mobilenet_v2 none", "MobileNetV2 small", "none", {}, MOBILENET_MODEL),
-        Variant("mobilenet_v2 cfsam", "MobileNetV2 small", "cfsam", MOBILENET_CFSAM_KWARGS,
-                MOBILENET_MODEL),
+        Variant(
+            "mobilenet_v2 cfsam",
+            "MobileNetV2 small",
+            "cfsam",
+            MOBILENET_CFSAM_KWARGS,
+            MOBILENET_MODEL,
+        ),
     ]
 
 
@@ -134,26 +142,37 @@ def _demo_variants():
     pooled) and SE, CBAM and ECA: the modules the comparison recipe trains.
     """
     demo = configs.DEMO_MODEL
-    model = {key: demo[key] for key in ("backbone", "input_size", "anchor_preset",
-                                          "backbone_kwargs")}
+    model = {
+        key: demo[key] for key in ("backbone", "input_size", "anchor_preset", "backbone_kwargs")
+    }
     model["num_classes"] = None
     prefix, kwargs = f"demo {demo['backbone']}", dict(demo["attention_kwargs"])
-    rows = [("none", "none", {}),
-            ("cfsam", "cfsam", {k: v for k, v in kwargs.items() if k != "kv_pool_size"})]
+    rows = [
+        ("none", "none", {}),
+        ("cfsam", "cfsam", {k: v for k, v in kwargs.items() if k != "kv_pool_size"}),
+    ]
     if "kv_pool_size" in kwargs:
         rows.append((f"cfsam kv{kwargs['kv_pool_size']}", "cfsam", kwargs))
     rows += [(name, name, {}) for name in ("se", "cbam", "eca")]
-    return [Variant(f"{prefix} {name}", DEMO_GROUP, attention, kw, model)
-            for name, attention, kw in rows]
+    return [
+        Variant(f"{prefix} {name}", DEMO_GROUP, attention, kw, model)
+        for name, attention, kw in rows
+    ]
 
 
 def _quick_variants():
     """Two tiny small-VGG models, with and without CFSAM, at 64 x 64."""
-    model = dict(backbone="small_vgg", input_size=64, num_classes=3, anchor_preset="coco",
-                 backbone_kwargs={"widths": (8, 8, 16, 16)})
-    return [Variant("tiny none", "tiny small VGG", "none", {}, model),
-            Variant("tiny cfsam", "tiny small VGG", "cfsam", {"embed_dim": 16, "num_heads": 2},
-                    model)]
+    model = dict(
+        backbone="small_vgg",
+        input_size=64,
+        num_classes=3,
+        anchor_preset="coco",
+        backbone_kwargs={"widths": (8, 8, 16, 16)},
+    )
+    return [
+        Variant("tiny none", "tiny small VGG", "none", {}, model),
+        Variant("tiny cfsam", "tiny small VGG", "cfsam", {"embed_dim": 16, "num_heads": 2}, model),
+    ]
 
 
 def cost_variants(quick=False, names=None):
@@ -168,8 +187,9 @@ def cost_variants(quick=False, names=None):
     Returns:
         list of `Variant`.
     """
-    variants = (_quick_variants() if quick
-                else _vgg_variants() + _mobilenet_variants() + _demo_variants())
+    variants = (
+        _quick_variants() if quick else _vgg_variants() + _mobilenet_variants() + _demo_variants()
+    )
     if names:
         known = [v.name for v in variants]
         unknown = [n for n in names if n not in known]
@@ -192,8 +212,15 @@ def conv2d_flops(output_height, output_width, kernel_size, in_channels, out_chan
     return int(flops)
 
 
-def cfsam_matmul_flops(feature_shapes, embed_dim=256, mlp_ratio=4.0, num_layers=1,
-                       local_channels=None, kv_pool_size=None, fusion="residual"):
+def cfsam_matmul_flops(
+    feature_shapes,
+    embed_dim=256,
+    mlp_ratio=4.0,
+    num_layers=1,
+    local_channels=None,
+    kv_pool_size=None,
+    fusion="residual",
+):
     """Analytic FLOPs of CFSAM's convolutions and matrix products at batch 1.
 
     Counts every multiply-add as 2 and nothing else (no bias, norm, softmax,
@@ -256,8 +283,10 @@ class _Timers:
         self.targets = targets
         forward = tf.function(lambda x: model(x, training=False), autograph=False)
         self.forward = lambda x: forward(x).numpy()
-        model.compile(optimizer=keras.optimizers.SGD(1e-6, momentum=0.9),
-                      loss=MultiBoxLoss(variant.num_classes))
+        model.compile(
+            optimizer=keras.optimizers.SGD(1e-6, momentum=0.9),
+            loss=MultiBoxLoss(variant.num_classes),
+        )
 
     def latency(self):
         self.forward(self.image)
@@ -269,8 +298,16 @@ class _Timers:
         self.model.train_on_batch(self.batch, self.targets)
 
 
-def cost_benchmark(variants, runs=5, batch_runs=None, train_runs=2, warmup=1,
-                   peak_size=harness.PEAK_SIZE, measurements=MEASUREMENTS, log=None):
+def cost_benchmark(
+    variants,
+    runs=5,
+    batch_runs=None,
+    train_runs=2,
+    warmup=1,
+    peak_size=harness.PEAK_SIZE,
+    measurements=MEASUREMENTS,
+    log=None,
+):
     """Measures every variant in one run.
 
     Args:
@@ -318,15 +355,21 @@ def cost_benchmark(variants, runs=5, batch_runs=None, train_runs=2, warmup=1,
             t = time.perf_counter()
             timers.append(_Timers(variant, BATCH_SIZE))
             model, size = timers[-1].model, variant.input_size
-            rows.append({
-                "name": variant.name, "group": variant.group, "attention": variant.attention,
-                "attention_kwargs": variant.attention_kwargs,
-                "model": dict(variant.model_kwargs, num_classes=variant.num_classes),
-                "params": int(model.count_params()),
-                "flops": int(count_flops(model, [(1, size, size, 3)])),
-            })
-            log(f"built {variant.name}: {rows[-1]['params']:,} parameters, "
-                f"{rows[-1]['flops'] / 1e9:.2f} GFLOPs ({time.perf_counter() - t:.0f} s)")
+            rows.append(
+                {
+                    "name": variant.name,
+                    "group": variant.group,
+                    "attention": variant.attention,
+                    "attention_kwargs": variant.attention_kwargs,
+                    "model": dict(variant.model_kwargs, num_classes=variant.num_classes),
+                    "params": int(model.count_params()),
+                    "flops": int(count_flops(model, [(1, size, size, 3)])),
+                }
+            )
+            log(
+                f"built {variant.name}: {rows[-1]['params']:,} parameters, "
+                f"{rows[-1]['flops'] / 1e9:.2f} GFLOPs ({time.perf_counter() - t:.0f} s)"
+            )
         peak, peak_flops = harness.matmul_peak(peak_size)
         medians, peaks = {}, {}
         for measure, n in zip(MEASUREMENTS, (runs, batch_runs, train_runs)):
@@ -340,8 +383,10 @@ def cost_benchmark(variants, runs=5, batch_runs=None, train_runs=2, warmup=1,
             for row in rows:
                 row[f"{measure}_rounds_ms"] = [1000 * s for s in timed[row["name"]]["times_s"]]
             medians[measure] = {name: r["median_s"] for name, r in timed.items()}
-            log(f"timed {measure} ({time.perf_counter() - t:.0f} s); "
-                f"float32 matmul {peaks[measure]:.1f} GFLOP/s in its rounds")
+            log(
+                f"timed {measure} ({time.perf_counter() - t:.0f} s); "
+                f"float32 matmul {peaks[measure]:.1f} GFLOP/s in its rounds"
+            )
         cross_check = _cross_check(variants, timers)
     finally:
         tf.get_logger().setLevel(logger_level)
@@ -354,10 +399,15 @@ def cost_benchmark(variants, runs=5, batch_runs=None, train_runs=2, warmup=1,
         "rows": rows,
         "peak_gflops": peaks,
         "cross_check": cross_check,
-        "settings": {"runs": runs, "batch_runs": batch_runs, "train_runs": train_runs,
-                     "warmup": warmup, "measurements": [m for m in MEASUREMENTS
-                                                        if m in measurements],
-                     "batch_size": BATCH_SIZE, "peak_matmul_size": peak_size},
+        "settings": {
+            "runs": runs,
+            "batch_runs": batch_runs,
+            "train_runs": train_runs,
+            "warmup": warmup,
+            "measurements": [m for m in MEASUREMENTS if m in measurements],
+            "batch_size": BATCH_SIZE,
+            "peak_matmul_size": peak_size,
+        },
         "machine": harness.machine(load_before),
         "seconds": time.perf_counter() - started,
     }
@@ -370,8 +420,7 @@ def _timings(row, seconds, peaks):
     row["throughput_ips"] = None if batch is None else BATCH_SIZE / batch
     row["train_step_ms"] = None if train is None else 1000 * train
     row["gflops_per_s_b1"] = None if latency is None else row["flops"] / latency / 1e9
-    row["peak_fraction_b1"] = (None if latency is None
-                               else row["gflops_per_s_b1"] / peaks["latency"])
+    row["peak_fraction_b1"] = None if latency is None else row["gflops_per_s_b1"] / peaks["latency"]
     row["gflops_per_s"] = None if batch is None else BATCH_SIZE * row["flops"] / batch / 1e9
     row["peak_fraction"] = None if batch is None else row["gflops_per_s"] / peaks["throughput"]
 
@@ -397,29 +446,48 @@ def _cross_check(variants, timers):
     from cfsam_keras.flops import count_flops
 
     conv = keras.layers.Conv2D(512, 3, padding="same")
-    checks = [{
-        "what": "Conv2D 3x3, 38x38x512 -> 512 (SSD300 conv4_3)",
-        "counted": int(count_flops(conv, [(1, 38, 38, 512)])),
-        "analytic": conv2d_flops(38, 38, 3, 512, 512),
-    }]
+    checks = [
+        {
+            "what": "Conv2D 3x3, 38x38x512 -> 512 (SSD300 conv4_3)",
+            "counted": int(count_flops(conv, [(1, 38, 38, 512)])),
+            "analytic": conv2d_flops(38, 38, 3, 512, 512),
+        }
+    ]
     for variant, timer in zip(variants, timers):
         if variant.attention != "cfsam":
             continue
-        layer = next(l for l in timer.model.layers if type(l).__name__ == "CFSAM")
+        layer = next(x for x in timer.model.layers if type(x).__name__ == "CFSAM")
         shapes = [tuple(int(d) for d in t.shape[1:]) for t in layer.input]
-        counted = int(count_flops(lambda *xs: layer(list(xs), training=False),
-                                  [(1,) + s for s in shapes]))
+        counted = int(
+            count_flops(
+                lambda *xs: layer(list(xs), training=False),  # noqa: B023 (called here)
+                [(1,) + s for s in shapes],
+            )
+        )
         config = layer.get_config()
-        analytic = cfsam_matmul_flops(shapes, **{
-            k: config[k] for k in ("embed_dim", "mlp_ratio", "num_layers", "local_channels",
-                                   "kv_pool_size", "fusion")})
-        checks.append({
-            "what": f"CFSAM module of '{variant.name}' (analytic: matmuls and convs only)",
-            "counted": counted,
-            "analytic": analytic["total"],
-            "analytic_parts": analytic,
-            "feature_shapes": [list(s) for s in shapes],
-        })
+        analytic = cfsam_matmul_flops(
+            shapes,
+            **{
+                k: config[k]
+                for k in (
+                    "embed_dim",
+                    "mlp_ratio",
+                    "num_layers",
+                    "local_channels",
+                    "kv_pool_size",
+                    "fusion",
+                )
+            },
+        )
+        checks.append(
+            {
+                "what": f"CFSAM module of '{variant.name}' (analytic: matmuls and convs only)",
+                "counted": counted,
+                "analytic": analytic["total"],
+                "analytic_parts": analytic,
+                "feature_shapes": [list(s) for s in shapes],
+            }
+        )
     return checks
 
 
@@ -449,7 +517,8 @@ def cost_table(results):
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["rows"]:
-        def num(key, fmt):
+
+        def num(key, fmt, r=r):
             return "not run" if r.get(key) is None else format(r[key], fmt)
 
         lines.append(
@@ -475,9 +544,18 @@ def command_for(results, out):
     names = [r["name"] for r in results["rows"]]
     quick = all(name in {v.name for v in _quick_variants()} for name in names)
     argv = ["--out", out] + (["--quick"] if quick else [])
-    argv += ["--runs", s["runs"], "--batch-runs", s.get("batch_runs", s["runs"]),
-             "--train-runs", s["train_runs"], "--warmup", s["warmup"],
-             "--peak-size", s["peak_matmul_size"]]
+    argv += [
+        "--runs",
+        s["runs"],
+        "--batch-runs",
+        s.get("batch_runs", s["runs"]),
+        "--train-runs",
+        s["train_runs"],
+        "--warmup",
+        s["warmup"],
+        "--peak-size",
+        s["peak_matmul_size"],
+    ]
     measured = s.get("measurements", list(MEASUREMENTS))
     if list(measured) != list(MEASUREMENTS):
         argv += ["--measure", ",".join(measured)]
@@ -503,22 +581,39 @@ def write_cost_results(results, out_dir):
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join("docs", "results"),
-                   help="folder of cost.json and cost.md (default docs/results)")
-    p.add_argument("--quick", action="store_true",
-                   help="two tiny models and few rounds (a smoke run)")
+    p.add_argument(
+        "--out",
+        default=os.path.join("docs", "results"),
+        help="folder of cost.json and cost.md (default docs/results)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="two tiny models and few rounds (a smoke run)"
+    )
     counts = COUNTS[False]
-    p.add_argument("--runs", type=int, help=f"timed rounds of the batch-1 latency "
-                   f"(default {counts['runs']})")
-    p.add_argument("--batch-runs", type=int,
-                   help=f"timed rounds of the batch-{BATCH_SIZE} throughput (default --runs)")
-    p.add_argument("--train-runs", type=int,
-                   help=f"timed rounds of the training step (default {counts['train_runs']})")
+    p.add_argument(
+        "--runs", type=int, help=f"timed rounds of the batch-1 latency (default {counts['runs']})"
+    )
+    p.add_argument(
+        "--batch-runs",
+        type=int,
+        help=f"timed rounds of the batch-{BATCH_SIZE} throughput (default --runs)",
+    )
+    p.add_argument(
+        "--train-runs",
+        type=int,
+        help=f"timed rounds of the training step (default {counts['train_runs']})",
+    )
     p.add_argument("--warmup", type=int, help=f"untimed rounds first (default {counts['warmup']})")
-    p.add_argument("--peak-size", type=int,
-                   help=f"side of the float32 matmul peak (default {counts['peak_size']})")
-    p.add_argument("--measure", default=",".join(MEASUREMENTS),
-                   help="comma-separated timings to take (default: all)")
+    p.add_argument(
+        "--peak-size",
+        type=int,
+        help=f"side of the float32 matmul peak (default {counts['peak_size']})",
+    )
+    p.add_argument(
+        "--measure",
+        default=",".join(MEASUREMENTS),
+        help="comma-separated timings to take (default: all)",
+    )
     p.add_argument("--variants", default=None, help="comma-separated row names (default: all)")
     return p
 
@@ -534,8 +629,7 @@ def main(argv=None):
     for key, value in counts.items():
         if value < (0 if key == "warmup" else 1):
             flag = "--" + key.replace("_", "-")
-            raise SystemExit(f"error: {flag} must be >= {0 if key == 'warmup' else 1}; "
-                             f"got {value}")
+            raise SystemExit(f"error: {flag} must be >= {0 if key == 'warmup' else 1}; got {value}")
     measurements = [m.strip() for m in args.measure.split(",") if m.strip()]
     unknown = [m for m in measurements if m not in MEASUREMENTS]
     if unknown or not measurements:
@@ -544,9 +638,13 @@ def main(argv=None):
     try:
         variants = cost_variants(args.quick, names)
     except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    results = cost_benchmark(variants, measurements=measurements,
-                             log=lambda line: print(line, file=sys.stderr, flush=True), **counts)
+        raise SystemExit(f"error: {e}") from None
+    results = cost_benchmark(
+        variants,
+        measurements=measurements,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+        **counts,
+    )
     results["command"] = command_for(results, args.out)
     print(write_cost_results(results, args.out))
     return 0

@@ -68,8 +68,9 @@ def interleaved_rounds(calls, runs, warmup=1, prepare=None):
     if unknown:
         raise ValueError(f"prepare: {unknown} are not among the calls {list(calls)}")
     if not isinstance(runs, int) or runs < 1 or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"runs must be an int >= 1 and warmup an int >= 0; "
-                         f"received {runs!r} and {warmup!r}")
+        raise ValueError(
+            f"runs must be an int >= 1 and warmup an int >= 0; received {runs!r} and {warmup!r}"
+        )
     wall = {name: [] for name in calls}
     cpu = {name: [] for name in calls}
     for round_index in range(warmup + runs):
@@ -83,8 +84,12 @@ def interleaved_rounds(calls, runs, warmup=1, prepare=None):
                 wall[name].append(elapsed)
                 cpu[name].append(elapsed_cpu)
     return {
-        name: {"median_s": statistics.median(wall[name]), "min_s": min(wall[name]),
-               "times_s": wall[name], "cpu_times_s": cpu[name]}
+        name: {
+            "median_s": statistics.median(wall[name]),
+            "min_s": min(wall[name]),
+            "times_s": wall[name],
+            "cpu_times_s": cpu[name],
+        }
         for name in calls
     }
 
@@ -111,8 +116,9 @@ def matmul_peak(size=PEAK_SIZE):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    a, b = (keras.ops.convert_to_tensor(rng.random((size, size), dtype=np.float32))
-            for _ in range(2))
+    a, b = (
+        keras.ops.convert_to_tensor(rng.random((size, size), dtype=np.float32)) for _ in range(2)
+    )
 
     def product():
         keras.ops.convert_to_numpy(keras.ops.matmul(a, b))

@@ -21,9 +21,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 import harness
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -74,8 +73,9 @@ RUNTIMES = (
     Runtime("SavedModel", "saved_model", _saved_model),
     Runtime("TFLite fp32", "tflite", functools.partial(_tflite, None), threaded=True),
     Runtime("TFLite fp16", "tflite", functools.partial(_tflite, "float16"), threaded=True),
-    Runtime("TFLite int8", "tflite", functools.partial(_tflite, "int8"), float32=False,
-            threaded=True),
+    Runtime(
+        "TFLite int8", "tflite", functools.partial(_tflite, "int8"), float32=False, threaded=True
+    ),
 )
 #: ``--quick``: the runtimes it times.
 QUICK_RUNTIMES = ("Keras", "TFLite fp32")
@@ -91,9 +91,19 @@ def latency_models(quick=False):
     from cfsam_keras.models import SSD300
 
     if quick:
-        return [("ssd64_small_vgg_tiny", lambda: SSD300(
-            3, backbone="small_vgg", attention="none", input_size=64, anchor_preset="coco",
-            backbone_kwargs={"widths": (8, 8, 16, 16)}))]
+        return [
+            (
+                "ssd64_small_vgg_tiny",
+                lambda: SSD300(
+                    3,
+                    backbone="small_vgg",
+                    attention="none",
+                    input_size=64,
+                    anchor_preset="coco",
+                    backbone_kwargs={"widths": (8, 8, 16, 16)},
+                ),
+            )
+        ]
     return [
         ("ssd300_vgg16", lambda: SSD300(20, backbone="vgg16", attention="none")),
         ("ssd300_vgg16_cfsam", lambda: SSD300(20, backbone="vgg16", attention="cfsam")),
@@ -113,12 +123,24 @@ def calibration_images(input_size, count=8, seed=0):
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_builtin_dataset(tmp, train=0, val=count, seed=seed, image_size=320)
-        return [image for batch in eval_pipeline(coco(*paths["val"]), input_size, count)
-                for image in batch["images"].numpy()]
+        return [
+            image
+            for batch in eval_pipeline(coco(*paths["val"]), input_size, count)
+            for image in batch["images"].numpy()
+        ]
 
 
-def benchmark_model(name, model, folder, runtimes=RUNTIMES, runs=30, warmup=3,
-                    num_threads=None, peak_size=harness.PEAK_SIZE, log=None):
+def benchmark_model(
+    name,
+    model,
+    folder,
+    runtimes=RUNTIMES,
+    runs=30,
+    warmup=3,
+    num_threads=None,
+    peak_size=harness.PEAK_SIZE,
+    log=None,
+):
     """Exports ``model`` to every runtime and times one prediction of each, taking turns.
 
     Preprocessing (the resize) happens once, outside the timed calls; decoding
@@ -152,14 +174,21 @@ def benchmark_model(name, model, folder, runtimes=RUNTIMES, runs=30, warmup=3,
         options = {"num_threads": num_threads} if runtime.threaded else {}
         exported = runtime.export(model, os.path.join(folder, name))
         predictors[runtime.title] = load_predictor(runtime.kind, exported, **options)
-    calls = {title: functools.partial(p.predict_preprocessed, p.preprocess(image))
-             for title, p in predictors.items()}
+    calls = {
+        title: functools.partial(p.predict_preprocessed, p.preprocess(image))
+        for title, p in predictors.items()
+    }
     calls[harness.PEAK], peak_flops = harness.matmul_peak(peak_size)
     log(f"{name}: timing {runs} rounds of {', '.join(calls)}")
     timed = harness.interleaved_rounds(calls, runs=runs, warmup=warmup)
-    results = {title: {"median_ms": 1000 * t["median_s"], "min_ms": 1000 * t["min_s"],
-                       "times_ms": [1000 * s for s in t["times_s"]]}
-               for title, t in timed.items()}
+    results = {
+        title: {
+            "median_ms": 1000 * t["median_s"],
+            "min_ms": 1000 * t["min_s"],
+            "times_ms": [1000 * s for s in t["times_s"]],
+        }
+        for title, t in timed.items()
+    }
     results[harness.PEAK]["gflop_per_s"] = peak_flops / timed[harness.PEAK]["median_s"] / 1e9
     for runtime in runtimes:
         if runtime.threaded:
@@ -176,8 +205,10 @@ def latency_table(record):
     """
     results = record["results"]
     titles = [r.title for r in RUNTIMES if any(r.title in row for row in results.values())]
-    lines = ["| model | " + " | ".join(f"{t} (ms)" for t in titles) + " |",
-             "|---|" + "---:|" * len(titles)]
+    lines = [
+        "| model | " + " | ".join(f"{t} (ms)" for t in titles) + " |",
+        "|---|" + "---:|" * len(titles),
+    ]
     for name, row in results.items():
         keras_ms = row.get("Keras", {}).get("median_ms")
         cells = []
@@ -213,17 +244,26 @@ def latency_roofline(record):
                 rates.append(f"{title} {rate:.0f} ({rate / peak:.0%})")
         sentences.append(
             f"{name}: {gflops:.3g} GFLOPs a forward pass; GFLOP/s (share of the float32 "
-            f"matmul peak, {peak:.0f} GFLOP/s in the same rounds): " + ", ".join(rates) + ".")
+            f"matmul peak, {peak:.0f} GFLOP/s in the same rounds): " + ", ".join(rates) + "."
+        )
     return " ".join(sentences)
 
 
 def latency_note(record):
     """How the numbers of a latency record were taken, and the roofline sentences."""
     s, m = record["settings"], record["machine"]
-    threads = sorted({entry["threads"] for row in record["results"].values()
-                      for entry in row.values() if "threads" in entry})
-    load = "/".join(f"{v:.1f}" if v is not None else "n/a" for v in
-                    (m.get("load_average_1min_before"), m.get("load_average_1min_after")))
+    threads = sorted(
+        {
+            entry["threads"]
+            for row in record["results"].values()
+            for entry in row.values()
+            if "threads" in entry
+        }
+    )
+    load = "/".join(
+        f"{v:.1f}" if v is not None else "n/a"
+        for v in (m.get("load_average_1min_before"), m.get("load_average_1min_after"))
+    )
     text = (
         f"Median of {s['runs']} single-image runs after {s['warmup']} warm-up rounds, a "
         f"model's runtimes and a {s['peak_size']} x {s['peak_size']} float32 matmul taking "
@@ -253,23 +293,41 @@ def _default_runtimes(quick):
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join("docs", "results"),
-                   help="folder of latency.json and latency.md (default docs/results)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"one tiny model, {' and '.join(QUICK_RUNTIMES)}, few rounds")
+    p.add_argument(
+        "--out",
+        default=os.path.join("docs", "results"),
+        help="folder of latency.json and latency.md (default docs/results)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"one tiny model, {' and '.join(QUICK_RUNTIMES)}, few rounds",
+    )
     counts = COUNTS[False]
     p.add_argument("--runs", type=int, help=f"timed rounds (default {counts['runs']})")
     p.add_argument("--warmup", type=int, help=f"untimed rounds first (default {counts['warmup']})")
-    p.add_argument("--peak-size", type=int,
-                   help=f"side of the float32 matmul peak (default {counts['peak_size']})")
-    p.add_argument("--threads", type=int, default=None,
-                   help="TFLite interpreter threads (default: every CPU core, as Keras and "
-                        "the SavedModel use)")
-    p.add_argument("--runtimes", default=None,
-                   help="comma-separated column titles (default: all; --quick: "
-                        f"{','.join(QUICK_RUNTIMES)})")
-    p.add_argument("--export-dir", default=None,
-                   help="keep the exported files here (default: a temporary folder)")
+    p.add_argument(
+        "--peak-size",
+        type=int,
+        help=f"side of the float32 matmul peak (default {counts['peak_size']})",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="TFLite interpreter threads (default: every CPU core, as Keras and "
+        "the SavedModel use)",
+    )
+    p.add_argument(
+        "--runtimes",
+        default=None,
+        help=f"comma-separated column titles (default: all; --quick: {','.join(QUICK_RUNTIMES)})",
+    )
+    p.add_argument(
+        "--export-dir",
+        default=None,
+        help="keep the exported files here (default: a temporary folder)",
+    )
     return p
 
 
@@ -283,8 +341,11 @@ def main(argv=None):
         raise SystemExit("error: --runs and --peak-size must be >= 1 and --warmup >= 0")
     if args.threads is not None and args.threads < 1:
         raise SystemExit(f"error: --threads must be >= 1; got {args.threads}")
-    titles = ([t.strip() for t in args.runtimes.split(",") if t.strip()] if args.runtimes
-              else _default_runtimes(args.quick))
+    titles = (
+        [t.strip() for t in args.runtimes.split(",") if t.strip()]
+        if args.runtimes
+        else _default_runtimes(args.quick)
+    )
     known = [r.title for r in RUNTIMES]
     unknown = [t for t in titles if t not in known]
     if unknown or not titles:
@@ -294,8 +355,8 @@ def main(argv=None):
     import keras
 
     from cfsam_keras import defaults
-    from cfsam_keras.models import model_config
     from cfsam_keras.flops import count_flops
+    from cfsam_keras.models import model_config
 
     started, load_before = time.perf_counter(), harness.load_average()
     results, gflops = {}, {}
@@ -306,16 +367,27 @@ def main(argv=None):
             size = model_config(model)["input_size"]
             gflops[name] = count_flops(model, [(1, size, size, 3)]) / 1e9
             results[name] = benchmark_model(
-                name, model, args.export_dir or tmp, runtimes, num_threads=args.threads,
-                log=lambda line: print(line, file=sys.stderr, flush=True), **counts)
+                name,
+                model,
+                args.export_dir or tmp,
+                runtimes,
+                num_threads=args.threads,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+                **counts,
+            )
             del model
             keras.backend.clear_session()
     record = {
         "results": results,
         "gflops": gflops,
-        "settings": dict(counts, quick=args.quick, runtimes=[r.title for r in runtimes],
-                         threads_flag=args.threads, score_threshold=defaults.SCORE_THRESHOLD,
-                         max_detections=defaults.MAX_DETECTIONS),
+        "settings": dict(
+            counts,
+            quick=args.quick,
+            runtimes=[r.title for r in runtimes],
+            threads_flag=args.threads,
+            score_threshold=defaults.SCORE_THRESHOLD,
+            max_detections=defaults.MAX_DETECTIONS,
+        ),
         "machine": harness.machine(load_before),
         "seconds": time.perf_counter() - started,
     }

@@ -39,12 +39,19 @@ def _finite(values):
 def _stats(values):
     values = _finite(values)
     if not values:
-        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"),
-                "max": float("nan"), "n": 0}
+        return {
+            "mean": float("nan"),
+            "std": float("nan"),
+            "min": float("nan"),
+            "max": float("nan"),
+            "n": 0,
+        }
     return {
         "mean": statistics.fmean(values),
         "std": statistics.stdev(values) if len(values) > 1 else float("nan"),
-        "min": min(values), "max": max(values), "n": len(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
     }
 
 
@@ -67,8 +74,10 @@ def comparison_summary(result):
         if not runs:
             continue
         epochs = min(len(r["epochs"]) for r in runs)
-        curve = [statistics.fmean(_finite([r["epochs"][i]["AP50"] for r in runs])
-                                  or [float("nan")]) for i in range(epochs)]
+        curve = [
+            statistics.fmean(_finite([r["epochs"][i]["AP50"] for r in runs]) or [float("nan")])
+            for i in range(epochs)
+        ]
         summary[name] = {
             "final": {m: _stats([r["final"][m] for r in runs]) for m in METRICS},
             "curve": curve,
@@ -84,7 +93,8 @@ def comparison_summary(result):
             continue
         target = base["final"]["AP50"]["mean"]
         s["reaches_baseline_epoch"] = next(
-            (i + 1 for i, v in enumerate(s["curve"]) if not math.isnan(v) and v >= target), None)
+            (i + 1 for i, v in enumerate(s["curve"]) if not math.isnan(v) and v >= target), None
+        )
         if name == "none":
             s["verdict"] = "baseline"
             continue
@@ -114,8 +124,11 @@ def _module_key(attention, attention_kwargs):
 def demo_latency_ratios(cost_results):
     """(attention, attention_kwargs as sorted JSON) -> batch-1 latency ratio to ``none``,
     from the demo-model rows of a cost result."""
-    return {_module_key(r["attention"], r["attention_kwargs"]): r.get("latency_ms_ratio")
-            for r in cost_results["rows"] if r["group"] == cost.DEMO_GROUP}
+    return {
+        _module_key(r["attention"], r["attention_kwargs"]): r.get("latency_ms_ratio")
+        for r in cost_results["rows"]
+        if r["group"] == cost.DEMO_GROUP
+    }
 
 
 def _cell(stats):
@@ -136,9 +149,13 @@ def comparison_table(result, cost_results=None):
     """
     summary = comparison_summary(result)
     ratios = demo_latency_ratios(cost_results) if cost_results else None
-    head = (["variant", "seeds"] + list(METRICS) + ["params (M)"]
-            + (["latency vs none (demo model)"] if ratios is not None else [])
-            + ["first epoch >= none's final AP50", "AP50 vs none"])
+    head = (
+        ["variant", "seeds"]
+        + list(METRICS)
+        + ["params (M)"]
+        + (["latency vs none (demo model)"] if ratios is not None else [])
+        + ["first epoch >= none's final AP50", "AP50 vs none"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 3) + "---|"]
     for name, s in summary.items():
         cells = [name, str(len(s["seeds"]))] + [_cell(s["final"][m]) for m in METRICS]
@@ -146,8 +163,10 @@ def comparison_table(result, cost_results=None):
         if ratios is not None:
             ratio = ratios.get(_module_key(s["attention"], s["attention_kwargs"]))
             cells.append("n/a" if ratio is None else f"x{ratio:.2f}")
-        cells += ["never" if s["reaches_baseline_epoch"] is None
-                  else str(s["reaches_baseline_epoch"]), s["verdict"]]
+        cells += [
+            "never" if s["reaches_baseline_epoch"] is None else str(s["reaches_baseline_epoch"]),
+            s["verdict"],
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -168,8 +187,12 @@ def plot_convergence(result, path):
         epochs = min(len(r["epochs"]) for r in runs)
         x = list(range(1, epochs + 1))
         values = [[r["epochs"][i]["AP50"] for r in runs] for i in range(epochs)]
-        ax.plot(x, [statistics.fmean(v) for v in values], marker="o",
-                label=f"{name} ({len(runs)} seeds)")
+        ax.plot(
+            x,
+            [statistics.fmean(v) for v in values],
+            marker="o",
+            label=f"{name} ({len(runs)} seeds)",
+        )
         if len(runs) > 1:
             ax.fill_between(x, [min(v) for v in values], [max(v) for v in values], alpha=0.15)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -204,12 +227,16 @@ def _load_sentence(m):
     cores = m.get("cores")
     if after is None or not cores:
         return "load not recorded."
-    text = ("1-minute load average "
-            + ("" if before is None else f"{before:.1f} at the start and ")
-            + f"{after:.1f} at the end of the run")
+    text = (
+        "1-minute load average "
+        + ("" if before is None else f"{before:.1f} at the start and ")
+        + f"{after:.1f} at the end of the run"
+    )
     if max(_finite([before, after])) > cores + 0.5:
-        return text + (", above the core count: other jobs competed for the CPU, so absolute "
-                       "times are slower than on an idle machine.")
+        return text + (
+            ", above the core count: other jobs competed for the CPU, so absolute "
+            "times are slower than on an idle machine."
+        )
     return text + ", within the core count."
 
 
@@ -220,11 +247,15 @@ def _settings_sentence(results):
     if "latency" in taken:
         parts.append(f"batch-1 latency: median of {st['runs']} rounds")
     if "throughput" in taken:
-        parts.append(f"batch-{st['batch_size']} throughput: median of "
-                     f"{st.get('batch_runs', st['runs'])} rounds")
+        parts.append(
+            f"batch-{st['batch_size']} throughput: median of "
+            f"{st.get('batch_runs', st['runs'])} rounds"
+        )
     if "train_step" in taken:
-        parts.append(f"training step (forward + backward + SGD update, MultiBoxLoss, batch "
-                     f"{st['batch_size']}): median of {st['train_runs']} rounds")
+        parts.append(
+            f"training step (forward + backward + SGD update, MultiBoxLoss, batch "
+            f"{st['batch_size']}): median of {st['train_runs']} rounds"
+        )
     text = "Timings: " + "; ".join(parts) + f", each after {st['warmup']} warm-up round(s)."
     missing = [m for m in cost.MEASUREMENTS if m not in taken]
     if missing:
@@ -235,15 +266,22 @@ def _settings_sentence(results):
 def _peak_sentence(results):
     size, peaks = results["settings"]["peak_matmul_size"], results["peak_gflops"]
     if not isinstance(peaks, dict):  # one peak, timed on its own after the models
-        return (f"The machine's measured peak: {peaks:.1f} GFLOP/s (median {size}² float32 "
-                "matmul in the same run); the last columns are each model's achieved GFLOP/s "
-                "at batch 1 and batch 8 and their fraction of that peak.")
-    rounds = {"latency": "batch-1 latency", "throughput": "batch-8 throughput",
-              "train_step": "training-step"}
-    return (f"The float32 matmul peak ({size}² matrices, one product in every round): "
-            + ", ".join(f"{peaks[m]:.1f} GFLOP/s in the {rounds[m]} rounds" for m in peaks)
-            + "; the last columns are each model's achieved GFLOP/s at batch 1 and batch 8 "
-            "and their fraction of the peak of the same rounds.")
+        return (
+            f"The machine's measured peak: {peaks:.1f} GFLOP/s (median {size}² float32 "
+            "matmul in the same run); the last columns are each model's achieved GFLOP/s "
+            "at batch 1 and batch 8 and their fraction of that peak."
+        )
+    rounds = {
+        "latency": "batch-1 latency",
+        "throughput": "batch-8 throughput",
+        "train_step": "training-step",
+    }
+    return (
+        f"The float32 matmul peak ({size}² matrices, one product in every round): "
+        + ", ".join(f"{peaks[m]:.1f} GFLOP/s in the {rounds[m]} rounds" for m in peaks)
+        + "; the last columns are each model's achieved GFLOP/s at batch 1 and batch 8 "
+        "and their fraction of the peak of the same rounds."
+    )
 
 
 def _cost_section(results, results_dir):
@@ -255,11 +293,13 @@ def _cost_section(results, results_dir):
         "`python benchmarks/report.py`.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, TensorFlow {m.get('tensorflow', 'n/a')}; "
-        + _load_sentence(m) + " All variants were timed in the same run in interleaved "
+        + _load_sentence(m)
+        + " All variants were timed in the same run in interleaved "
         "rounds, so the ratios to the baseline are the numbers to read.",
         _settings_sentence(results) + " Random weights. FLOPs: one forward pass at batch 1, "
         "counted by TensorFlow's profiler (`cfsam_keras.flops.count_flops`, multiply-add = 2 "
-        "FLOPs). " + _peak_sentence(results)
+        "FLOPs). "
+        + _peak_sentence(results)
         + f" The whole run took {results['seconds'] / 60:.1f} min.",
         "",
         cost.cost_table(results),
@@ -267,16 +307,26 @@ def _cost_section(results, results_dir):
     ]
     fractions = [r.get(k) for r in results["rows"] for k in ("peak_fraction", "peak_fraction_b1")]
     if any(f is not None and f > 1 for f in fractions):
-        lines += ["Fractions above 100% mean the matmul peak was sampled at a more loaded moment "
-                  "than the model timings: under changing load the measured peak is not a "
-                  "stable reference, only the ratios between variants timed in the same rounds "
-                  "are.", ""]
-    spread = [f"{r['name']} {min(r['latency_rounds_ms']):.0f}–{max(r['latency_rounds_ms']):.0f}"
-              for r in results["rows"] if r.get("latency_rounds_ms")]
+        lines += [
+            "Fractions above 100% mean the matmul peak was sampled at a more loaded moment "
+            "than the model timings: under changing load the measured peak is not a "
+            "stable reference, only the ratios between variants timed in the same rounds "
+            "are.",
+            "",
+        ]
+    spread = [
+        f"{r['name']} {min(r['latency_rounds_ms']):.0f}–{max(r['latency_rounds_ms']):.0f}"
+        for r in results["rows"]
+        if r.get("latency_rounds_ms")
+    ]
     if spread:
-        lines += ["Spread of the batch-1 latency rounds (min–max, ms): " + "; ".join(spread)
-                  + ". Where the spread is wider than a difference between two rows, that "
-                  "difference is load noise, not the module.", ""]
+        lines += [
+            "Spread of the batch-1 latency rounds (min–max, ms): "
+            + "; ".join(spread)
+            + ". Where the spread is wider than a difference between two rows, that "
+            "difference is load noise, not the module.",
+            "",
+        ]
     lines += _cross_check_lines(results["cross_check"])
     lines += _vgg_overhead_lines(results)
     return lines
@@ -290,19 +340,27 @@ def _cross_check_lines(checks):
         "|---|---:|---:|---:|",
     ]
     for c in checks:
-        lines.append(f"| {c['what']} | {c['counted']:,} | {c['analytic']:,} "
-                     f"| {c['counted'] / c['analytic']:.3f} |")
-    lines += ["", "The analytic CFSAM count has matrix products and convolutions only (no bias, "
-              "normalisation, softmax, GELU); the difference is that element-wise work. Its parts "
-              "(GFLOPs):", "",
-              "| module | local 3x3 + 1x1 | q/k/v/out projections | attention | MLP | fusion 1x1 |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {c['what']} | {c['counted']:,} | {c['analytic']:,} "
+            f"| {c['counted'] / c['analytic']:.3f} |"
+        )
+    lines += [
+        "",
+        "The analytic CFSAM count has matrix products and convolutions only (no bias, "
+        "normalisation, softmax, GELU); the difference is that element-wise work. Its parts "
+        "(GFLOPs):",
+        "",
+        "| module | local 3x3 + 1x1 | q/k/v/out projections | attention | MLP | fusion 1x1 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for c in checks:
         p = c.get("analytic_parts")
         if p:
-            lines.append(f"| {_check_name(c)} | {p['local'] / 1e9:.2f} | {p['qkv_out'] / 1e9:.2f} "
-                         f"| {p['attention'] / 1e9:.2f} | {p['mlp'] / 1e9:.2f} "
-                         f"| {p['fusion'] / 1e9:.2f} |")
+            lines.append(
+                f"| {_check_name(c)} | {p['local'] / 1e9:.2f} | {p['qkv_out'] / 1e9:.2f} "
+                f"| {p['attention'] / 1e9:.2f} | {p['mlp'] / 1e9:.2f} "
+                f"| {p['fusion'] / 1e9:.2f} |"
+            )
     return lines + [""]
 
 
@@ -318,9 +376,14 @@ def _vgg_rows(results):
 def _noise_band(results):
     """(modules, min, max): the latency ratios of the SSD300-VGG16 rows that add under 1%
     FLOPs to their baseline, the baseline's 1.0 included; None without such rows."""
-    rows = [r for r in _vgg_rows(results)
-            if r["attention"] != "none" and r["flops_ratio"] is not None
-            and r["flops_ratio"] < 1.01 and r.get("latency_ms_ratio") is not None]
+    rows = [
+        r
+        for r in _vgg_rows(results)
+        if r["attention"] != "none"
+        and r["flops_ratio"] is not None
+        and r["flops_ratio"] < 1.01
+        and r.get("latency_ms_ratio") is not None
+    ]
     if not rows:
         return None
     ratios = [r["latency_ms_ratio"] for r in rows] + [1.0]
@@ -335,23 +398,34 @@ def _vgg_overhead_lines(results):
     band = _noise_band(results)
     out = ["**What CFSAM adds to SSD300-VGG16** (ratios to `" + base["name"] + "`).", ""]
     for row in rows:
-        line = (f"- `{row['name']}` ({row['attention_kwargs'] or 'defaults'}): FLOPs "
-                f"{_pct(row['flops_ratio'])}, parameters {_pct(row['params_ratio'])}, batch-1 "
-                f"latency {_pct(row['latency_ms_ratio'])}, training step "
-                f"{_pct(row['train_step_ms_ratio'])}")
+        line = (
+            f"- `{row['name']}` ({row['attention_kwargs'] or 'defaults'}): FLOPs "
+            f"{_pct(row['flops_ratio'])}, parameters {_pct(row['params_ratio'])}, batch-1 "
+            f"latency {_pct(row['latency_ms_ratio'])}, training step "
+            f"{_pct(row['train_step_ms_ratio'])}"
+        )
         ratio = row["latency_ms_ratio"]
         if band and ratio is not None and band[1] <= ratio <= band[2]:
             line += "; its latency ratio lies inside this run's noise band (below)"
         out.append(line + ".")
     if band:
         modules, low, high = band
-        out += ["", f"Noise band: {', '.join(modules)} add under 1% FLOPs, yet their latency "
-                f"ratios in this run span x{low:.2f} to x{high:.2f}: that is how much "
-                "run-to-run noise moved single timings, so latency differences inside it are "
-                "not evidence either way."]
-    default = next((c for c in results["cross_check"] if c.get("analytic_parts")
-                    and any(r["name"] == _check_name(c) and not r["attention_kwargs"]
-                            for r in rows)), None)
+        out += [
+            "",
+            f"Noise band: {', '.join(modules)} add under 1% FLOPs, yet their latency "
+            f"ratios in this run span x{low:.2f} to x{high:.2f}: that is how much "
+            "run-to-run noise moved single timings, so latency differences inside it are "
+            "not evidence either way.",
+        ]
+    default = next(
+        (
+            c
+            for c in results["cross_check"]
+            if c.get("analytic_parts")
+            and any(r["name"] == _check_name(c) and not r["attention_kwargs"] for r in rows)
+        ),
+        None,
+    )
     if default:
         out += ["", _analytic_sentence(default, base["flops"])]
     return out
@@ -382,7 +456,8 @@ def _analytic_sentence(check, base_flops):
         f"projections and MLP remain. With the local 3x3 convolution also narrowed "
         f"(`{cost.EFFICIENT_CFSAM_KWARGS}`; the 1x1 still lifts it to the embedding width) the "
         f"module is {share(efficient['total'])}, its local part "
-        f"{efficient['local'] / 1e9:.2f} GFLOPs.")
+        f"{efficient['local'] / 1e9:.2f} GFLOPs."
+    )
 
 
 def _gpu_lines(results):
@@ -390,27 +465,39 @@ def _gpu_lines(results):
     if not rows:
         return []
     schedules = [(dataset, name, getattr(configs, name)) for dataset, name in SCHEDULES]
-    epochs = {name: s.iterations * s.batch_size / configs.DATASET_IMAGES[dataset]
-              for dataset, name, s in schedules}
+    epochs = {
+        name: s.iterations * s.batch_size / configs.DATASET_IMAGES[dataset]
+        for dataset, name, s in schedules
+    }
     head = []
     for dataset, name, _ in schedules:
         head += [f"{dataset}: one epoch", f"{name}: {epochs[name]:.0f} epochs"]
-    out = ["", "**Expected training time on one GPU**, from the counted FLOPs. Assumptions, none "
-           f"of them measured here: a training step costs {TRAIN_FLOPS_PER_FORWARD_FLOP}x the "
-           "forward FLOPs (forward, plus backward for activations and weights); the GPU sustains "
-           f"{GPU_EFFECTIVE_TFLOPS:.0f} TFLOP/s ({GPU_NAME}); the input pipeline keeps up; an "
-           "epoch is one pass over `DATASET_IMAGES`: "
-           + " or ".join(f"{d} ({configs.DATASET_IMAGES[d]:,} images)" for d, _, _ in schedules)
-           + "; SSD300's schedules are "
-           + " and ".join(f"`{n}` ({s.iterations:,} iterations at batch {s.batch_size})"
-                          for _, n, s in schedules)
-           + ", all in recipes/configs.py.", "",
-           "| model | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    out = [
+        "",
+        "**Expected training time on one GPU**, from the counted FLOPs. Assumptions, none "
+        f"of them measured here: a training step costs {TRAIN_FLOPS_PER_FORWARD_FLOP}x the "
+        "forward FLOPs (forward, plus backward for activations and weights); the GPU sustains "
+        f"{GPU_EFFECTIVE_TFLOPS:.0f} TFLOP/s ({GPU_NAME}); the input pipeline keeps up; an "
+        "epoch is one pass over `DATASET_IMAGES`: "
+        + " or ".join(f"{d} ({configs.DATASET_IMAGES[d]:,} images)" for d, _, _ in schedules)
+        + "; SSD300's schedules are "
+        + " and ".join(
+            f"`{n}` ({s.iterations:,} iterations at batch {s.batch_size})" for _, n, s in schedules
+        )
+        + ", all in recipes/configs.py.",
+        "",
+        "| model | " + " | ".join(head) + " |",
+        "|---|" + "---:|" * len(head),
+    ]
     for r in rows:
         cells = []
         for dataset, name, _ in schedules:
-            seconds = (TRAIN_FLOPS_PER_FORWARD_FLOP * r["flops"] * configs.DATASET_IMAGES[dataset]
-                       / (GPU_EFFECTIVE_TFLOPS * 1e12))
+            seconds = (
+                TRAIN_FLOPS_PER_FORWARD_FLOP
+                * r["flops"]
+                * configs.DATASET_IMAGES[dataset]
+                / (GPU_EFFECTIVE_TFLOPS * 1e12)
+            )
             cells += [f"{seconds / 60:.1f} min", f"{seconds * epochs[name] / 3600:.1f} h"]
         out.append(f"| {r['name']} | " + " | ".join(cells) + " |")
     return out
@@ -420,12 +507,15 @@ def _comparison_section(result, cost_results, rel_dir):
     s, m, runs = result["settings"], result["machine"], result["runs"]
     seeds = s["seeds"]
     train_minutes = sum(r["wall_seconds"] for r in runs) / 60
-    demo = next((r for r in (cost_results or {}).get("rows", [])
-                 if r["group"] == cost.DEMO_GROUP), None)
+    demo = next(
+        (r for r in (cost_results or {}).get("rows", []) if r["group"] == cost.DEMO_GROUP), None
+    )
     latency_text = (
         "'latency vs none' is each module's batch-1 CPU latency ratio on the demo model of the "
         f"cost table ({demo['model'].get('input_size', 300)} px; n/a where it has no such row)."
-        if demo else "")
+        if demo
+        else ""
+    )
     return [
         "## Comparison of attention modules",
         "",
@@ -440,9 +530,12 @@ def _comparison_section(result, cost_results, rel_dir):
         f"({s['schedule']}), batch {s['batch_size']}, {s['epochs']} epochs of "
         f"{runs[0]['steps_per_epoch']} steps, seeds {seeds}; evaluated on the val split after "
         f"every epoch. {len(runs)} runs, {train_minutes:.0f} min in all. "
-        + ("" if len(seeds) >= 3 else
-           f"**Only {len(seeds)} seed(s) per variant were run**, so no difference in this "
-           "table can be told apart from seed noise. ")
+        + (
+            ""
+            if len(seeds) >= 3
+            else f"**Only {len(seeds)} seed(s) per variant were run**, so no difference in this "
+            "table can be told apart from seed noise. "
+        )
         + _convergence_sentence(result)
         + "Per-epoch training times are in the JSON (epoch 1 includes graph tracing). "
         "Cells are mean ± standard deviation over seeds (one number when one seed). "
@@ -461,18 +554,27 @@ def _convergence_sentence(result):
         return ""
     before, last = base["curve"][-2], base["curve"][-1]
     if last - before > 0.01:
-        return (f"The baseline's mean AP50 was still rising at the last epoch ({before:.3f} -> "
-                f"{last:.3f}): the models are not converged at this budget. ")
+        return (
+            f"The baseline's mean AP50 was still rising at the last epoch ({before:.3f} -> "
+            f"{last:.3f}): the models are not converged at this budget. "
+        )
     return f"The baseline's mean AP50 changed by {last - before:+.3f} over the last epoch. "
 
 
 def _compare_command(s):
     """The comparison recipe's command with the settings that made the training numbers."""
-    flags = [f"--out {s['out']}", f"--data-dir {s['data_dir']}", f"--input-size {s['input_size']}",
-             f"--image-size {s['image_size']}", f"--train-images {s['train_images']}",
-             f"--val-images {s['val_images']}", f"--epochs {s['epochs']}",
-             f"--batch-size {s['batch_size']}", f"--seeds {','.join(map(str, s['seeds']))}",
-             f"--variants {','.join(s['variants'])}"]
+    flags = [
+        f"--out {s['out']}",
+        f"--data-dir {s['data_dir']}",
+        f"--input-size {s['input_size']}",
+        f"--image-size {s['image_size']}",
+        f"--train-images {s['train_images']}",
+        f"--val-images {s['val_images']}",
+        f"--epochs {s['epochs']}",
+        f"--batch-size {s['batch_size']}",
+        f"--seeds {','.join(map(str, s['seeds']))}",
+        f"--variants {','.join(s['variants'])}",
+    ]
     if s.get("steps_per_epoch"):
         flags.insert(7, f"--steps-per-epoch {s['steps_per_epoch']}")
     if s.get("kv_pool_size") is not None:
@@ -496,23 +598,34 @@ def _latency_section(record, results_dir):
 def _claims(cost_results, result):
     out = ["## Which paper claims these results support", ""]
     if cost_results:
-        default = next((r for r in _vgg_rows(cost_results)
-                        if r["attention"] == "cfsam" and not r["attention_kwargs"]), None)
+        default = next(
+            (
+                r
+                for r in _vgg_rows(cost_results)
+                if r["attention"] == "cfsam" and not r["attention_kwargs"]
+            ),
+            None,
+        )
         if default:
             out.append(
-                "- **\"No substantial computational overhead.\"** Our reading of the module, "
+                '- **"No substantial computational overhead."** Our reading of the module, '
                 f"at its defaults, adds {_pct(default['flops_ratio'])} FLOPs, "
                 f"{_pct(default['params_ratio'])} parameters and "
                 f"{_pct(default['latency_ms_ratio'])} CPU latency to SSD300-VGG16. The paper's "
-                "own FLOP figures were not available to compare with.")
+                "own FLOP figures were not available to compare with."
+            )
         baselines = {r["group"] for r in cost_results["rows"] if r["attention"] == "none"}
         for row in cost_results["rows"]:
-            if (row["attention"] == "cfsam" and row["group"] != "SSD300-VGG16"
-                    and row["group"] in baselines):
+            if (
+                row["attention"] == "cfsam"
+                and row["group"] != "SSD300-VGG16"
+                and row["group"] in baselines
+            ):
                 out.append(
                     f"- On the CPU-sized `{row['name']}` model CFSAM ({row['attention_kwargs']}) "
                     f"adds {_pct(row['flops_ratio'])} FLOPs, {_pct(row['latency_ms_ratio'])} "
-                    f"batch-1 latency and {_pct(row['train_step_ms_ratio'])} training-step time.")
+                    f"batch-1 latency and {_pct(row['train_step_ms_ratio'])} training-step time."
+                )
     if result:
         out += _comparison_claims(comparison_summary(result), result["settings"])
     out.append(
@@ -520,7 +633,8 @@ def _claims(cost_results, result):
         "from arXiv 2510.14726). Cannot be tested on this "
         "machine (no GPU, no ImageNet weights, no VOC/COCO download). The same recipe runs them: "
         "`python recipes/compare_attention.py --dataset voc --data-dir VOCdevkit` and "
-        "`--dataset coco --tfds`, writing the same table.")
+        "`--dataset coco --tfds`, writing the same table."
+    )
     return out
 
 
@@ -530,8 +644,10 @@ def _comparison_claims(summary, settings):
     cfsams = [n for n in summary if n.startswith("cfsam")]
     if not base or not cfsams:
         return []
-    budget = (f"on the CPU-sized built-in comparison ({settings['epochs']} epochs, "
-              f"{len(base['seeds'])} seed(s))")
+    budget = (
+        f"on the CPU-sized built-in comparison ({settings['epochs']} epochs, "
+        f"{len(base['seeds'])} seed(s))"
+    )
     out = []
     others = {n: s for n, s in summary.items() if n in ("se", "cbam", "eca")}
     for name in cfsams:
@@ -539,8 +655,10 @@ def _comparison_claims(summary, settings):
         a, b = s["final"]["AP50"], base["final"]["AP50"]
         verdict = s["verdict"]
         word = {"better": "Supported", "worse": "Contradicted"}.get(verdict, "Not shown")
-        line = (f"- **CFSAM beats the baseline** (`{name}`): {word} {budget}: AP50 "
-                f"{a['mean']:.3f} against {b['mean']:.3f} ({verdict}).")
+        line = (
+            f"- **CFSAM beats the baseline** (`{name}`): {word} {budget}: AP50 "
+            f"{a['mean']:.3f} against {b['mean']:.3f} ({verdict})."
+        )
         if others:
             best = max(others, key=lambda n: others[n]["final"]["AP50"]["mean"])
             o = others[best]["final"]["AP50"]
@@ -550,15 +668,21 @@ def _comparison_claims(summary, settings):
         epochs = len(s["curve"])
         reach = s["reaches_baseline_epoch"]
         if reach is not None and reach < epochs:
-            conv = (f"Supported {budget}: `{name}` reaches the baseline's final AP50 at epoch "
-                    f"{reach} of {epochs}.")
+            conv = (
+                f"Supported {budget}: `{name}` reaches the baseline's final AP50 at epoch "
+                f"{reach} of {epochs}."
+            )
         else:
-            conv = (f"Not shown {budget}: `{name}` "
-                    + ("never reaches the baseline's final AP50." if reach is None else
-                       "reaches the baseline's final AP50 only at the last epoch."))
+            conv = f"Not shown {budget}: `{name}` " + (
+                "never reaches the baseline's final AP50."
+                if reach is None
+                else "reaches the baseline's final AP50 only at the last epoch."
+            )
         out.append(f"- **Faster convergence** (`{name}`): {conv}")
-    out.append("- A budget this small tests early training only; the paper's claims are about "
-               "converged VOC / COCO detectors.")
+    out.append(
+        "- A budget this small tests early training only; the paper's claims are about "
+        "converged VOC / COCO detectors."
+    )
     return out
 
 
@@ -569,7 +693,7 @@ def _load(path):
         return json.load(f)
 
 
-def render_results(results_dir=os.path.join("docs", "results"), doc_path=None):
+def render_results(results_dir="docs/results", doc_path=None):
     """The text of ``docs/results.md`` from the JSON under ``results_dir``.
 
     Args:
@@ -598,14 +722,20 @@ def render_results(results_dir=os.path.join("docs", "results"), doc_path=None):
         rel = os.path.relpath(os.path.join(results_dir, "compare_builtin"), doc_dir)
         lines += _comparison_section(result, cost_results, rel)
     else:
-        lines += ["## Comparison of attention modules", "",
-                  "Not run yet: `python recipes/compare_attention.py`."]
+        lines += [
+            "## Comparison of attention modules",
+            "",
+            "Not run yet: `python recipes/compare_attention.py`.",
+        ]
     lines.append("")
     if record:
         lines += _latency_section(record, results_dir)
     else:
-        lines += ["## Latency of the exported runtimes", "",
-                  f"Not run yet: `python benchmarks/latency.py --out {results_dir}`."]
+        lines += [
+            "## Latency of the exported runtimes",
+            "",
+            f"Not run yet: `python benchmarks/latency.py --out {results_dir}`.",
+        ]
     lines.append("")
     lines += _claims(cost_results, result)
     return "\n".join(lines) + "\n"
@@ -613,10 +743,16 @@ def render_results(results_dir=os.path.join("docs", "results"), doc_path=None):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", default=os.path.join("docs", "results"),
-                   help="folder of the JSON (default docs/results)")
-    p.add_argument("--out", default=os.path.join("docs", "results.md"),
-                   help="the page to write (default docs/results.md)")
+    p.add_argument(
+        "--results",
+        default=os.path.join("docs", "results"),
+        help="folder of the JSON (default docs/results)",
+    )
+    p.add_argument(
+        "--out",
+        default=os.path.join("docs", "results.md"),
+        help="the page to write (default docs/results.md)",
+    )
     args = p.parse_args(argv)
     if not os.path.isdir(args.results):
         raise SystemExit(f"error: --results: no such folder: {args.results}")

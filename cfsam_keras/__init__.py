@@ -34,10 +34,11 @@ def register_keras_objects():
     them all, so that ``keras.saving.load_model`` can rebuild any model this library
     saved. ``import cfsam_keras`` calls it.
     """
-    from cfsam_keras import layers  # noqa: F401
-    from cfsam_keras import losses  # noqa: F401
-    from cfsam_keras import models  # noqa: F401
-    from cfsam_keras import optimizers  # noqa: F401
+    # Imported here, not at the top: the command line must parse before TensorFlow loads.
+    from cfsam_keras import layers  # noqa: F401, PLC0415
+    from cfsam_keras import losses  # noqa: F401, PLC0415
+    from cfsam_keras import models  # noqa: F401, PLC0415
+    from cfsam_keras import optimizers  # noqa: F401, PLC0415
 
 
 def _started_as_command_line():
@@ -49,7 +50,10 @@ def _started_as_command_line():
     argv = list(getattr(_sys, "orig_argv", ()))
     if "-m" in argv[:-1]:
         return argv[argv.index("-m") + 1] in ("cfsam_keras", "cfsam_keras.cli")
-    return _os.path.basename(_sys.argv[0] if _sys.argv else "") in ("cfsam-keras", "cfsam-keras.exe")
+    return _os.path.basename(_sys.argv[0] if _sys.argv else "") in (
+        "cfsam-keras",
+        "cfsam-keras.exe",
+    )
 
 
 if not _started_as_command_line():

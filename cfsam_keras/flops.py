@@ -14,12 +14,12 @@ and `keras.ops` are traced inline, so Keras models are counted in full.
 
 import warnings
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 
 def _as_specs(input_specs):
-    import tensorflow as tf
-
     def to_spec(spec):
         if isinstance(spec, tf.TensorSpec):
             shape, dtype = spec.shape.as_list(), spec.dtype
@@ -63,18 +63,12 @@ def _einsum_flops(op):
     for labels, tensor in zip(operands, op.inputs):
         shape = tensor.shape.as_list()
         if None in shape:
-            raise ValueError(
-                f"count_flops: Einsum op '{op.name}' has an unknown shape {shape}."
-            )
+            raise ValueError(f"count_flops: Einsum op '{op.name}' has an unknown shape {shape}.")
         if "..." in labels:
             head, tail = labels.split("...")
             n_ellipsis = len(shape) - len(head) - len(tail)
             # Broadcast ellipsis dimensions are aligned from the right.
-            names = (
-                list(head)
-                + [f"...{n_ellipsis - i}" for i in range(n_ellipsis)]
-                + list(tail)
-            )
+            names = list(head) + [f"...{n_ellipsis - i}" for i in range(n_ellipsis)] + list(tail)
         else:
             names = list(labels)
         for name, size in zip(names, shape):
@@ -106,19 +100,19 @@ def count_flops(fn_or_model, input_specs):
     >>> count_flops(layer, [(1, 20)])  # 2 * 20 * 10 (matmul) + 10 (bias)
     410
     """
-    import keras
-    import tensorflow as tf
-
     specs, is_dict = _as_specs(input_specs)
     if isinstance(fn_or_model, keras.layers.Layer):
         layer = fn_or_model
         if is_dict:
+
             def fn(inputs):
                 return layer(inputs, training=False)
         elif isinstance(layer, keras.Model) and len(specs) > 1:
+
             def fn(*inputs):
                 return layer(list(inputs), training=False)
         else:
+
             def fn(*inputs):
                 return layer(*inputs, training=False)
     elif callable(fn_or_model):
@@ -130,9 +124,7 @@ def count_flops(fn_or_model, input_specs):
         )
     if not isinstance(fn, tf.types.experimental.PolymorphicFunction):
         fn = tf.function(fn, autograph=False)
-    concrete = fn.get_concrete_function(specs) if is_dict else (
-        fn.get_concrete_function(*specs)
-    )
+    concrete = fn.get_concrete_function(specs) if is_dict else (fn.get_concrete_function(*specs))
     graph = concrete.graph
     builder = tf.compat.v1.profiler.ProfileOptionBuilder
     options = builder(builder.float_operation()).with_empty_output().build()
@@ -150,4 +142,3 @@ def count_flops(fn_or_model, input_specs):
         if op.type == "Einsum":
             total += _einsum_flops(op)
     return total
-

@@ -63,7 +63,9 @@ def number(value, name, low=None, high=None, low_open=False, high_open=False, al
     if below or above:
         left = "(" if low_open else "["
         right = ")" if high_open else "]"
-        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        interval = (
+            f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        )
         _fail(name, f"in {interval}", value)
     return value
 

@@ -58,46 +58,97 @@ def recipe_parser(description, defaults, prog):
     p = ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--config", help="JSON file of flag values, e.g. {\"epochs\": 3}")
+    p.add_argument("--config", help='JSON file of flag values, e.g. {"epochs": 3}')
     g = p.add_argument_group("model")
-    g.add_argument("--attention", choices=ATTENTIONS, help="module between the source maps and the heads")
+    g.add_argument(
+        "--attention", choices=ATTENTIONS, help="module between the source maps and the heads"
+    )
     g.add_argument("--backbone", choices=tuple(BACKBONES), help="feature extractor")
-    g.add_argument("--alpha", type=flag(number, low=0.0, low_open=True), help="MobileNetV2 width multiplier")
+    g.add_argument(
+        "--alpha", type=flag(number, low=0.0, low_open=True), help="MobileNetV2 width multiplier"
+    )
     g.add_argument("--input-size", type=flag(positive_int), help="square input side in pixels")
     g.add_argument("--backbone-weights", help="none, 'imagenet' or a .weights.h5 file")
-    g.add_argument("--bn-momentum", type=flag(number, low=0.0, high=1.0, high_open=True),
-                   help="momentum of every BatchNormalization's moving statistics "
-                        "(default: as built: 0.999 in MobileNetV2, 0.99 elsewhere)")
+    g.add_argument(
+        "--bn-momentum",
+        type=flag(number, low=0.0, high=1.0, high_open=True),
+        help="momentum of every BatchNormalization's moving statistics "
+        "(default: as built: 0.999 in MobileNetV2, 0.99 elsewhere)",
+    )
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", help="dataset folder (layout: see the recipe's description)")
-    g.add_argument("--tfds", action="store_true", help="read the dataset through TensorFlow Datasets")
+    g.add_argument(
+        "--tfds", action="store_true", help="read the dataset through TensorFlow Datasets"
+    )
     g.add_argument("--tfds-dir", help="TFDS data_dir (TFDS's default when not given)")
-    g.add_argument("--max-expand", type=flag(number, low=1.0), default=4.0,
-                   help="largest zoom-out of SSD's expand augmentation (1: no expand)")
+    g.add_argument(
+        "--max-expand",
+        type=flag(number, low=1.0),
+        default=4.0,
+        help="largest zoom-out of SSD's expand augmentation (1: no expand)",
+    )
     g = p.add_argument_group("schedule")
     g.add_argument("--epochs", type=flag(positive_int), help="epochs to train")
-    g.add_argument("--steps-per-epoch", type=flag(positive_int),
-                   help="optimizer steps per epoch (default: one pass over the data)")
-    g.add_argument("--batch-size", type=flag(positive_int), help="GLOBAL batch size, summed over all replicas")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd: SSD's SGD + momentum + L2; adamw: AdamW")
-    g.add_argument("--lr", type=flag(number, low=0.0, low_open=True),
-                   help="learning rate at --reference-batch (scaled linearly to --batch-size)")
-    g.add_argument("--reference-batch", type=flag(positive_int), help="the batch size --lr is given for")
-    g.add_argument("--schedule", choices=SCHEDULES, help="step: x0.1 at the decay steps; cosine; constant")
-    g.add_argument("--warmup-epochs", type=flag(number, low=0.0), default=0.0,
-                   help="linear warm-up length in epochs")
-    g.add_argument("--weight-decay", type=flag(number, low=0.0), help="L2 (sgd) or decoupled (adamw) weight decay")
-    g.add_argument("--clipnorm", type=flag(number, low=0.0), default=0.0,
-                   help="clip the global gradient norm (0: off)")
+    g.add_argument(
+        "--steps-per-epoch",
+        type=flag(positive_int),
+        help="optimizer steps per epoch (default: one pass over the data)",
+    )
+    g.add_argument(
+        "--batch-size", type=flag(positive_int), help="GLOBAL batch size, summed over all replicas"
+    )
+    g.add_argument(
+        "--optimizer", choices=OPTIMIZERS, help="sgd: SSD's SGD + momentum + L2; adamw: AdamW"
+    )
+    g.add_argument(
+        "--lr",
+        type=flag(number, low=0.0, low_open=True),
+        help="learning rate at --reference-batch (scaled linearly to --batch-size)",
+    )
+    g.add_argument(
+        "--reference-batch", type=flag(positive_int), help="the batch size --lr is given for"
+    )
+    g.add_argument(
+        "--schedule", choices=SCHEDULES, help="step: x0.1 at the decay steps; cosine; constant"
+    )
+    g.add_argument(
+        "--warmup-epochs",
+        type=flag(number, low=0.0),
+        default=0.0,
+        help="linear warm-up length in epochs",
+    )
+    g.add_argument(
+        "--weight-decay",
+        type=flag(number, low=0.0),
+        help="L2 (sgd) or decoupled (adamw) weight decay",
+    )
+    g.add_argument(
+        "--clipnorm",
+        type=flag(number, low=0.0),
+        default=0.0,
+        help="clip the global gradient norm (0: off)",
+    )
     g = p.add_argument_group("run")
     g.add_argument("--out", help="run folder; started again with the same folder, training resumes")
     g.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
-    g.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on GPU, mixed_bfloat16 on TPU/CPU")
+    g.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="mixed_float16 on GPU, mixed_bfloat16 on TPU/CPU",
+    )
     g.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
-    g.add_argument("--eval-every", type=flag(non_negative_int), default=0,
-                   help="evaluate on the validation set every N epochs (0: never)")
-    g.add_argument("--eval-images", type=flag(non_negative_int), default=0,
-                   help="evaluate on the first N validation images only (0: all)")
+    g.add_argument(
+        "--eval-every",
+        type=flag(non_negative_int),
+        default=0,
+        help="evaluate on the validation set every N epochs (0: never)",
+    )
+    g.add_argument(
+        "--eval-images",
+        type=flag(non_negative_int),
+        default=0,
+        help="evaluate on the first N validation images only (0: all)",
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed")
     known = {a.dest for a in p._actions}
     unknown = set(defaults) - known
@@ -184,11 +235,16 @@ def compile_model(model, args, total_steps, decay_steps=None, warmup_steps=0):
     """
     lr = scale_learning_rate(args.lr, args.batch_size, args.reference_batch)
     schedule = build_schedule(
-        args.schedule, lr, total_steps=total_steps, warmup_steps=warmup_steps,
+        args.schedule,
+        lr,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
         boundaries=decay_steps,
     )
     optimizer = build_optimizer(
-        args.optimizer, schedule, weight_decay=args.weight_decay,
+        args.optimizer,
+        schedule,
+        weight_decay=args.weight_decay,
         global_clipnorm=args.clipnorm or None,
     )
     model.compile(
@@ -209,7 +265,12 @@ def train_data(strategy, args, source, model, **pipeline_kwargs):
     return distribute(
         strategy,
         lambda batch, context: data.train_pipeline(
-            source, anchors, args.input_size, batch, seed=args.seed, input_context=context,
+            source,
+            anchors,
+            args.input_size,
+            batch,
+            seed=args.seed,
+            input_context=context,
             **pipeline_kwargs,
         ),
         args.batch_size,
@@ -246,15 +307,18 @@ def builtin_dataset(data_dir, train, val, image_size, seed):
     settings reuse it. Returns ``(train source, val source)``."""
     wanted = {"train": train, "val": val, "image_size": image_size, "seed": seed}
     stamp = os.path.join(data_dir, "demo-dataset.json")
-    paths = {s: (os.path.join(data_dir, f"instances_{s}.json"), os.path.join(data_dir, s))
-             for s in ("train", "val")}
+    paths = {
+        s: (os.path.join(data_dir, f"instances_{s}.json"), os.path.join(data_dir, s))
+        for s in ("train", "val")
+    }
     reuse = False
     if os.path.exists(stamp):
         with open(stamp) as f:
             reuse = json.load(f) == wanted
     if not reuse:
-        paths = data.write_builtin_dataset(data_dir, train=train, val=val, seed=seed,
-                                           image_size=image_size)
+        paths = data.write_builtin_dataset(
+            data_dir, train=train, val=val, seed=seed, image_size=image_size
+        )
         with open(stamp, "w") as f:
             json.dump(wanted, f)
     return data.coco(*paths["train"]), data.coco(*paths["val"])
@@ -265,20 +329,29 @@ def load_sources(dataset, args):
     train2017 / val2017, from ``--data-dir`` or, with ``--tfds``, TFDS."""
     if dataset == "voc":
         if args.tfds:
-            train = data.tfds_source("voc/2007", "train+validation", args.tfds_dir) + data.tfds_source(
-                "voc/2012", "train+validation", args.tfds_dir)
+            train = data.tfds_source(
+                "voc/2007", "train+validation", args.tfds_dir
+            ) + data.tfds_source("voc/2012", "train+validation", args.tfds_dir)
             return train, data.tfds_source("voc/2007", "test", args.tfds_dir)
-        train = data.voc(args.data_dir, "2007", "trainval") + data.voc(args.data_dir, "2012", "trainval")
+        train = data.voc(args.data_dir, "2007", "trainval") + data.voc(
+            args.data_dir, "2012", "trainval"
+        )
         return train, data.voc(args.data_dir, "2007", "test")
     if dataset != "coco":
         raise ValueError(f"unknown dataset {dataset!r}; expected voc or coco")
     if args.tfds:
-        return (data.tfds_source("coco/2017", "train", args.tfds_dir),
-                data.tfds_source("coco/2017", "validation", args.tfds_dir))
+        return (
+            data.tfds_source("coco/2017", "train", args.tfds_dir),
+            data.tfds_source("coco/2017", "validation", args.tfds_dir),
+        )
     annotations = os.path.join(args.data_dir, "annotations")
     return (
-        data.coco(os.path.join(annotations, "instances_train2017.json"),
-                  os.path.join(args.data_dir, "train2017")),
-        data.coco(os.path.join(annotations, "instances_val2017.json"),
-                  os.path.join(args.data_dir, "val2017")),
+        data.coco(
+            os.path.join(annotations, "instances_train2017.json"),
+            os.path.join(args.data_dir, "train2017"),
+        ),
+        data.coco(
+            os.path.join(annotations, "instances_val2017.json"),
+            os.path.join(args.data_dir, "val2017"),
+        ),
     )

@@ -7,9 +7,9 @@ kept in OUT/runs/ and skipped when the command is started again, so an
 interrupted comparison resumes. ``python benchmarks/report.py`` turns the JSON
 into tables, the convergence plot and docs/results.md.
 
-    python recipes/compare_attention.py --out docs/results/compare_builtin          # CPU, built-in data
-    python recipes/compare_attention.py --dataset voc --data-dir ~/data/VOCdevkit   # GPU, the paper's setting
-    python recipes/compare_attention.py --dataset coco --tfds
+    python recipes/compare_attention.py --out docs/results/compare_builtin     # CPU, built-in
+    python recipes/compare_attention.py --dataset voc --data-dir ~/data/VOCdevkit   # GPU
+    python recipes/compare_attention.py --dataset coco --tfds                       # GPU
 
 ``--dataset builtin`` trains the demo's model (configs.DEMO_MODEL) with the demo's
 flags (configs.DEMO) on the demo's dataset; ``--epochs`` and ``--steps-per-epoch``
@@ -52,8 +52,9 @@ def dataset_settings(name):
     if name not in configs.SSD300_DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; expected one of {DATASETS}")
     settings = configs.SSD300_DATASETS[name]
-    defaults = dict(configs.SSD300, data_dir=settings["data_dir"], eval_every=1,
-                    out=f"runs/compare_{name}")
+    defaults = dict(
+        configs.SSD300, data_dir=settings["data_dir"], eval_every=1, out=f"runs/compare_{name}"
+    )
     return defaults, settings["anchor_preset"], {}, {}
 
 
@@ -73,25 +74,54 @@ def parser(argv):
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--dataset", choices=DATASETS, default="builtin")
     known, _ = pre.parse_known_args(argv)
-    p = common.recipe_parser(__doc__.split("\n\n")[0], dataset_settings(known.dataset)[0],
-                             prog="compare_attention")
+    p = common.recipe_parser(
+        __doc__.split("\n\n")[0], dataset_settings(known.dataset)[0], prog="compare_attention"
+    )
     g = p.add_argument_group("comparison")
-    g.add_argument("--dataset", choices=DATASETS, default="builtin",
-                   help="builtin: CPU-sized; voc / coco: the paper's setting (GPU)")
-    g.add_argument("--variants", default="none,cfsam,cfsam_kv,se,cbam,eca",
-                   help="comma-separated variants (cfsam_kv = CFSAM with --kv-pool-size)")
-    g.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, one run each per variant")
-    g.add_argument("--kv-pool-size", type=flag(positive_int), default=4,
-                   help="kv_pool_size of the cfsam_kv variant")
+    g.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="builtin",
+        help="builtin: CPU-sized; voc / coco: the paper's setting (GPU)",
+    )
+    g.add_argument(
+        "--variants",
+        default="none,cfsam,cfsam_kv,se,cbam,eca",
+        help="comma-separated variants (cfsam_kv = CFSAM with --kv-pool-size)",
+    )
+    g.add_argument(
+        "--seeds", default="0,1,2", help="comma-separated seeds, one run each per variant"
+    )
+    g.add_argument(
+        "--kv-pool-size",
+        type=flag(positive_int),
+        default=4,
+        help="kv_pool_size of the cfsam_kv variant",
+    )
     sizes = configs.DEMO_DATASET
-    g.add_argument("--train-images", type=flag(positive_int), default=sizes["train"],
-                   help="builtin: generated train images")
-    g.add_argument("--val-images", type=flag(positive_int), default=sizes["val"],
-                   help="builtin: generated val images")
-    g.add_argument("--image-size", type=flag(positive_int), default=sizes["image_size"],
-                   help="builtin: side of the generated images")
-    g.add_argument("--quick", action="store_true",
-                   help="a smoke run: tiny data and model, 2 epochs of 2 steps, seed 0, none + cfsam")
+    g.add_argument(
+        "--train-images",
+        type=flag(positive_int),
+        default=sizes["train"],
+        help="builtin: generated train images",
+    )
+    g.add_argument(
+        "--val-images",
+        type=flag(positive_int),
+        default=sizes["val"],
+        help="builtin: generated val images",
+    )
+    g.add_argument(
+        "--image-size",
+        type=flag(positive_int),
+        default=sizes["image_size"],
+        help="builtin: side of the generated images",
+    )
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: tiny data and model, 2 epochs of 2 steps, seed 0, none + cfsam",
+    )
     return p
 
 
@@ -108,8 +138,13 @@ def apply_quick(args):
 
 def load_sources(args):
     if args.dataset == "builtin":
-        return common.builtin_dataset(args.data_dir, args.train_images, args.val_images,
-                                      args.image_size, configs.DEMO_DATASET["seed"])
+        return common.builtin_dataset(
+            args.data_dir,
+            args.train_images,
+            args.val_images,
+            args.image_size,
+            configs.DEMO_DATASET["seed"],
+        )
     return common.load_sources(args.dataset, args)
 
 
@@ -135,7 +170,9 @@ def schedule_steps(args, source, anchor_preset_dataset):
     steps = args.steps_per_epoch or data.steps_per_epoch(source, args.batch_size)
     if anchor_preset_dataset == "builtin":
         return steps, args.epochs, args.epochs * steps, None
-    total, decay = configs.SSD300_DATASETS[anchor_preset_dataset]["schedule"].at_batch(args.batch_size)
+    total, decay = configs.SSD300_DATASETS[anchor_preset_dataset]["schedule"].at_batch(
+        args.batch_size
+    )
     return steps, math.ceil(total / steps), total, decay
 
 
@@ -149,20 +186,32 @@ def train_one(args, name, attention, attention_kwargs, seed, sources, settings, 
     keras.utils.set_random_seed(seed)
     steps, epochs, total, decay = schedule_steps(args, train_source, args.dataset)
     with strategy.scope():
-        model = common.build_model(run_args, train_source.class_names, anchor_preset,
-                                   attention_kwargs=attention_kwargs,
-                                   backbone_kwargs=backbone_kwargs)
+        model = common.build_model(
+            run_args,
+            train_source.class_names,
+            anchor_preset,
+            attention_kwargs=attention_kwargs,
+            backbone_kwargs=backbone_kwargs,
+        )
         common.compile_model(model, run_args, total, decay, round(args.warmup_epochs * steps))
     train_data = common.train_data(strategy, run_args, train_source, model)
-    evaluation = EvaluationCallback(val_data=val_source, every_n_epochs=1,
-                                    batch_size=max(1, min(args.batch_size, 16)),
-                                    **({"max_images": args.eval_images} if args.eval_images else {}))
+    evaluation = EvaluationCallback(
+        val_data=val_source,
+        every_n_epochs=1,
+        batch_size=max(1, min(args.batch_size, 16)),
+        **({"max_images": args.eval_images} if args.eval_images else {}),
+    )
     timer = EpochTimer()
     start = time.perf_counter()
     with training.fit_scope(model, strategy, train_data):
-        history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps,
-                            callbacks=[timer, evaluation, training.StopAtStep(total)],
-                            verbose=0, shuffle=False)
+        history = model.fit(
+            train_data,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            callbacks=[timer, evaluation, training.StopAtStep(total)],
+            verbose=0,
+            shuffle=False,
+        )
     logs = history.history
     records = []
     for i in range(len(logs["loss"])):
@@ -170,9 +219,14 @@ def train_one(args, name, attention, attention_kwargs, seed, sources, settings, 
         entry.update({key: float(logs[f"val_{key}"][i]) for key in LOGGED_KEYS})
         records.append(entry)
     return {
-        "variant": name, "attention": attention, "attention_kwargs": attention_kwargs,
-        "seed": seed, "params": int(model.count_params()), "steps_per_epoch": steps,
-        "epochs": records, "final": {k: v for k, v in records[-1].items() if k != "epoch"},
+        "variant": name,
+        "attention": attention,
+        "attention_kwargs": attention_kwargs,
+        "seed": seed,
+        "params": int(model.count_params()),
+        "steps_per_epoch": steps,
+        "epochs": records,
+        "final": {k: v for k, v in records[-1].items() if k != "epoch"},
         "wall_seconds": time.perf_counter() - start,
     }
 
@@ -217,16 +271,27 @@ def main(argv=None):
             os.replace(path + ".tmp", path)
             records.append(record)
             final = record["final"]
-            print(f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
-                  f"({record['wall_seconds']:.0f} s)", flush=True)
+            print(
+                f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
+                f"({record['wall_seconds']:.0f} s)",
+                flush=True,
+            )
     config = {k: v for k, v in vars(args).items() if k != "config"}
-    config.update(anchor_preset=settings[1], backbone_kwargs=settings[2], variants=names, seeds=seeds)
-    result = {"dataset": args.dataset, "settings": config, "runs": records,
-              "machine": harness.machine(load_before)}
+    config.update(
+        anchor_preset=settings[1], backbone_kwargs=settings[2], variants=names, seeds=seeds
+    )
+    result = {
+        "dataset": args.dataset,
+        "settings": config,
+        "runs": records,
+        "machine": harness.machine(load_before),
+    }
     with open(os.path.join(args.out, "compare.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print(f"wrote {os.path.join(args.out, 'compare.json')}; render it with "
-          "python benchmarks/report.py")
+    print(
+        f"wrote {os.path.join(args.out, 'compare.json')}; render it with "
+        "python benchmarks/report.py"
+    )
     return 0
 
 

@@ -80,10 +80,12 @@ SSD300 = dict(
 #: Per dataset: its schedule, default-box sizes, folder and the metric that picks
 #: ``best.keras``.
 SSD300_DATASETS = {
-    "voc": dict(schedule=SSD300_VOC, anchor_preset="voc", data_dir="data/VOCdevkit",
-                monitor="val_voc_map"),
-    "coco": dict(schedule=SSD300_COCO, anchor_preset="coco", data_dir="data/coco",
-                 monitor="val_AP"),
+    "voc": dict(
+        schedule=SSD300_VOC, anchor_preset="voc", data_dir="data/VOCdevkit", monitor="val_voc_map"
+    ),
+    "coco": dict(
+        schedule=SSD300_COCO, anchor_preset="coco", data_dir="data/coco", monitor="val_AP"
+    ),
 }
 
 #: Images of the training sets SSD300's schedules are published for (an epoch

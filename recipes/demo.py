@@ -47,14 +47,30 @@ def parser():
     p = common.recipe_parser(__doc__.split("\n\n")[0], configs.DEMO, prog="demo")
     g = p.add_argument_group("demo")
     sizes = configs.DEMO_DATASET
-    g.add_argument("--train-images", type=flag(positive_int), default=sizes["train"],
-                   help="images in the generated train split")
-    g.add_argument("--val-images", type=flag(positive_int), default=sizes["val"],
-                   help="images in the generated val split")
-    g.add_argument("--image-size", type=flag(positive_int), default=sizes["image_size"],
-                   help="side of the generated images")
-    g.add_argument("--predict-images", type=flag(non_negative_int), default=6,
-                   help="validation images drawn in the report")
+    g.add_argument(
+        "--train-images",
+        type=flag(positive_int),
+        default=sizes["train"],
+        help="images in the generated train split",
+    )
+    g.add_argument(
+        "--val-images",
+        type=flag(positive_int),
+        default=sizes["val"],
+        help="images in the generated val split",
+    )
+    g.add_argument(
+        "--image-size",
+        type=flag(positive_int),
+        default=sizes["image_size"],
+        help="side of the generated images",
+    )
+    g.add_argument(
+        "--predict-images",
+        type=flag(non_negative_int),
+        default=6,
+        help="validation images drawn in the report",
+    )
     g.add_argument("--no-augment", action="store_true", help="resize only, no SSD augmentation")
     g.add_argument("--skip-export", action="store_true", help="do not export (SavedModel, TFLite)")
     return p
@@ -68,7 +84,10 @@ def main(argv=None):
     strategy, run_dir = common.setup(args)
     t = time.perf_counter()
     train_source, val_source = common.builtin_dataset(
-        args.data_dir, args.train_images, args.val_images, args.image_size,
+        args.data_dir,
+        args.train_images,
+        args.val_images,
+        args.image_size,
         configs.DEMO_DATASET["seed"],
     )
     timings["dataset"] = time.perf_counter() - t
@@ -76,20 +95,30 @@ def main(argv=None):
     model_settings = configs.DEMO_MODEL
     with strategy.scope():
         model = common.build_model(
-            args, train_source.class_names, model_settings["anchor_preset"],
+            args,
+            train_source.class_names,
+            model_settings["anchor_preset"],
             attention_kwargs=model_settings["attention_kwargs"],
-            backbone_kwargs=model_settings["backbone_kwargs"] if args.backbone == "small_vgg" else None,
+            backbone_kwargs=model_settings["backbone_kwargs"]
+            if args.backbone == "small_vgg"
+            else None,
         )
-        common.compile_model(model, args, args.epochs * steps,
-                             warmup_steps=round(args.warmup_epochs * steps))
+        common.compile_model(
+            model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
+        )
     train_data = common.train_data(strategy, args, train_source, model, augment=not args.no_augment)
     callbacks = training.build_callbacks(
         run_dir, common.evaluation_callback(args, val_source, run_dir), monitor="val_AP50"
     )
     t = time.perf_counter()
     with training.fit_scope(model, strategy, train_data):
-        model.fit(train_data, epochs=args.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                  shuffle=False)  # train_pipeline shuffles; fit cannot shuffle a tf.data stream
+        model.fit(
+            train_data,
+            epochs=args.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            shuffle=False,
+        )  # train_pipeline shuffles; fit cannot shuffle a tf.data stream
     timings["training"] = time.perf_counter() - t
     if not training.is_chief():
         return 0
@@ -126,8 +155,13 @@ def main(argv=None):
         steps_per_epoch=steps,
     )
     path = run_report.write_report(
-        run_dir.root, "cfsam-keras demo: SSD + CFSAM on the built-in shapes dataset",
-        metrics, settings=settings, images=images, timings=timings, notes=notes,
+        run_dir.root,
+        "cfsam-keras demo: SSD + CFSAM on the built-in shapes dataset",
+        metrics,
+        settings=settings,
+        images=images,
+        timings=timings,
+        notes=notes,
     )
     print(f"COCO AP50 {metrics['AP50']:.3f}, AP {metrics['AP']:.3f}; report: {path}")
     return 0
@@ -150,7 +184,9 @@ def export_and_score(model, root, train_source, val_source):
     for quantization, title in ((None, "float32"), ("int8", "int8")):
         calibration = data.eval_pipeline(train_source, input_size, 1) if quantization else None
         path = export_tflite(
-            model, os.path.join(folder, f"demo_{title}.tflite"), quantization=quantization,
+            model,
+            os.path.join(folder, f"demo_{title}.tflite"),
+            quantization=quantization,
             representative_data=calibration,
         )
         predictor = batch_detector(load_predictor("tflite", path))
@@ -168,9 +204,11 @@ def draw_predictions(det, val_source, count, input_size, root):
         k = int(out["num_detections"][0])
         detections = {key: out[key][0, :k].numpy() for key in ("boxes", "scores", "classes")}
         path = os.path.join(root, "predictions", f"val_{i + 1}.png")
-        images.append(run_report.draw_prediction(
-            example["image"].numpy(), detections, val_source.class_names, path
-        ))
+        images.append(
+            run_report.draw_prediction(
+                example["image"].numpy(), detections, val_source.class_names, path
+            )
+        )
     return images
 
 

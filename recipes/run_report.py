@@ -47,7 +47,12 @@ def plot_curves(history, out_dir):
     written.append(path)
 
     metric_keys = sorted(
-        {k for row in history for k in row if k in ("val_AP", "val_AP50", "val_AP75", "val_voc_map")}
+        {
+            k
+            for row in history
+            for k in row
+            if k in ("val_AP", "val_AP50", "val_AP75", "val_voc_map")
+        }
     )
     if metric_keys:
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -28,8 +28,11 @@ def parser():
     p = common.recipe_parser(__doc__.split("\n\n")[0], configs.SSD300, prog="ssd300")
     g = p.add_argument_group("SSD300")
     g.add_argument("--dataset", choices=tuple(configs.SSD300_DATASETS), default="voc")
-    g.add_argument("--iterations", type=flag(positive_int), help="optimizer steps in all (default: the "
-                   "dataset's schedule at --batch-size)")
+    g.add_argument(
+        "--iterations",
+        type=flag(positive_int),
+        help="optimizer steps in all (default: the dataset's schedule at --batch-size)",
+    )
     return p
 
 
@@ -55,8 +58,9 @@ def main(argv=None):
     )
     callbacks.append(training.StopAtStep(total))
     with training.fit_scope(model, strategy, train_data):
-        model.fit(train_data, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
-                  shuffle=False)  # train_pipeline shuffles; fit cannot shuffle a tf.data stream
+        model.fit(
+            train_data, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False
+        )  # train_pipeline shuffles; fit cannot shuffle a tf.data stream
     return 0
 
 

@@ -57,12 +57,20 @@ def write_voc(root, year, split, entries):
 
 def voc_xml(width, height, objects):
     """objects: list of (name, (xmin, ymin, xmax, ymax) or None, difficult)."""
-    parts = [f"<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
+    parts = [
+        f"<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+    ]
     for name, box, difficult in objects:
         bnd = ""
         if box is not None:
-            bnd = "<bndbox>" + "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box)) + "</bndbox>"
-        parts.append(f"<object><name>{name}</name><difficult>{int(difficult)}</difficult>{bnd}</object>")
+            bnd = (
+                "<bndbox>"
+                + "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+                + "</bndbox>"
+            )
+        parts.append(
+            f"<object><name>{name}</name><difficult>{int(difficult)}</difficult>{bnd}</object>"
+        )
     parts.append("</annotation>")
     return "".join(parts)
 

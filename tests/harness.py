@@ -106,9 +106,7 @@ def run_layer_test(
     )
     build_layer(layer, input_data)
     assert layer.built, f"{cls.__name__} is not built after build()"
-    _check_weight_counts(
-        layer, expected_num_trainable_weights, expected_num_non_trainable_weights
-    )
+    _check_weight_counts(layer, expected_num_trainable_weights, expected_num_non_trainable_weights)
     num_weights = len(layer.weights)
     outputs = to_numpy(call_layer(layer, input_data, call_kwargs))
     assert len(layer.weights) == num_weights, f"{cls.__name__} created weights in call()"
@@ -228,9 +226,7 @@ def functional_model(layer, input_data, call_kwargs=None):
             k: keras.Input(x.shape[1:], dtype=_dtype(x), name=k) for k, x in input_data.items()
         }
     else:
-        inputs = tree.map_structure(
-            lambda x: keras.Input(x.shape[1:], dtype=_dtype(x)), input_data
-        )
+        inputs = tree.map_structure(lambda x: keras.Input(x.shape[1:], dtype=_dtype(x)), input_data)
     return keras.Model(inputs, call_layer(layer, inputs, call_kwargs))
 
 
@@ -284,7 +280,7 @@ def check_mixed_precision(
         for input_dtype in ("float32", policy.compute_dtype):
             # Reset every time: the training pass below moves BatchNorm statistics.
             layer.set_weights(reference.get_weights())
-            inputs = tree.map_structure(lambda x: _cast_float(x, input_dtype), input_data)
+            inputs = tree.map_structure(lambda x, d=input_dtype: _cast_float(x, d), input_data)
             outputs = call_layer(layer, inputs, call_kwargs, training=False)
             for y, e, rule in zip(tree.flatten(outputs), tree.flatten(expected), rules):
                 want = {"compute": policy.compute_dtype, "input": input_dtype}.get(rule, rule)

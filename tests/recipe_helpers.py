@@ -8,9 +8,19 @@ RECIPES = os.path.join(REPO, "recipes")
 DEMO = os.path.join(RECIPES, "demo.py")
 #: Demo flags for a tiny, fast model and dataset.
 TINY = [
-    "--input-size", "96", "--image-size", "96",
-    "--train-images", "24", "--val-images", "8", "--batch-size", "4",
-    "--predict-images", "2", "--skip-export",
+    "--input-size",
+    "96",
+    "--image-size",
+    "96",
+    "--train-images",
+    "24",
+    "--val-images",
+    "8",
+    "--batch-size",
+    "4",
+    "--predict-images",
+    "2",
+    "--skip-export",
 ]
 
 # The recipes import each other as scripts do (their folder first on sys.path).
@@ -27,7 +37,9 @@ def write_tiny_dataset(folder):
 
 
 def subprocess_env(**extra):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    env = dict(
+        os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow"
+    )
     env.pop("TF_CONFIG", None)
     env.update(extra)
     return env

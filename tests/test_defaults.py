@@ -7,8 +7,14 @@ from cfsam_keras import defaults
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "cfsam_keras"
 #: Arguments whose default is one of SSD's settings: it must name a constant.
-SETTINGS = ("score_threshold", "iou_threshold", "max_detections", "pre_nms_top_k",
-            "variances", "neg_pos_ratio")
+SETTINGS = (
+    "score_threshold",
+    "iou_threshold",
+    "max_detections",
+    "pre_nms_top_k",
+    "variances",
+    "neg_pos_ratio",
+)
 
 
 def test_ssd_inference_and_training_settings():
@@ -29,7 +35,7 @@ def _literal_defaults(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args
             positional = args.posonlyargs + args.args
-            pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+            pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
             pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
             for arg, default in pairs:
                 if arg.arg in SETTINGS and not isinstance(default, (ast.Name, ast.Attribute)):
@@ -65,5 +71,8 @@ def test_the_check_finds_a_restated_setting():
         "parser.add_argument('--score-threshold', default=0.01)\n"
         "def g(score_threshold=SCORE_THRESHOLD, variances=None): pass\n"
     )
-    assert _literal_defaults(tree) == [(1, "iou_threshold"), (1, "max_detections"),
-                                       (2, "score_threshold")]
+    assert _literal_defaults(tree) == [
+        (1, "iou_threshold"),
+        (1, "max_detections"),
+        (2, "score_threshold"),
+    ]

@@ -82,9 +82,7 @@ def default_boxes(
                 f"min {min_sizes[k]!r}, max {max_sizes[k]!r}."
             )
         if any(r <= 0 for r in aspect_ratios[k]):
-            raise ValueError(
-                f"aspect_ratios must be positive; level {k} has {aspect_ratios[k]}."
-            )
+            raise ValueError(f"aspect_ratios must be positive; level {k} has {aspect_ratios[k]}.")
 
     per_level = []
     for k in range(levels):

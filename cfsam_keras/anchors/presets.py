@@ -1,6 +1,7 @@
 """SSD300 default-box presets and the anchor configuration a model stores."""
 
 import math
+
 from cfsam_keras.validation import positive_int
 
 #: SSD300's six source maps (conv4_3, fc7, conv8_2, conv9_2, conv10_2, conv11_2).
@@ -77,9 +78,7 @@ def anchor_config(preset="voc", input_size=300, feature_sizes=None):
     [8, 16, 32, 64, 100, 300]
     """
     if preset not in PRESETS:
-        raise ValueError(
-            f"Unknown anchor preset {preset!r}; expected one of {sorted(PRESETS)}."
-        )
+        raise ValueError(f"Unknown anchor preset {preset!r}; expected one of {sorted(PRESETS)}.")
     input_size = positive_int(input_size, "input_size")
     if feature_sizes is None:
         feature_sizes = ssd300_feature_sizes(input_size)

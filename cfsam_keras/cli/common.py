@@ -94,19 +94,27 @@ def add_inference_flags(parser):
     """The inference-setting flags of ``export`` and ``evaluate`` (SSD's by default)."""
     group = parser.add_argument_group("inference (SSD's settings by default)")
     group.add_argument(
-        "--score-threshold", type=flag(number, low=0.0, high=1.0, high_open=True),
-        default=defaults.SCORE_THRESHOLD, help="minimum detection score (default %(default)s)",
+        "--score-threshold",
+        type=flag(number, low=0.0, high=1.0, high_open=True),
+        default=defaults.SCORE_THRESHOLD,
+        help="minimum detection score (default %(default)s)",
     )
     group.add_argument(
-        "--iou-threshold", type=flag(number, low=0.0, high=1.0, low_open=True),
-        default=defaults.NMS_IOU_THRESHOLD, help="per-class NMS IoU (default %(default)s)",
+        "--iou-threshold",
+        type=flag(number, low=0.0, high=1.0, low_open=True),
+        default=defaults.NMS_IOU_THRESHOLD,
+        help="per-class NMS IoU (default %(default)s)",
     )
     group.add_argument(
-        "--max-detections", type=flag(positive_int), default=defaults.MAX_DETECTIONS,
+        "--max-detections",
+        type=flag(positive_int),
+        default=defaults.MAX_DETECTIONS,
         help="detections kept per image (default %(default)s)",
     )
     group.add_argument(
-        "--pre-nms-top-k", type=flag(positive_int), default=defaults.PRE_NMS_TOP_K,
+        "--pre-nms-top-k",
+        type=flag(positive_int),
+        default=defaults.PRE_NMS_TOP_K,
         help="per class, the best boxes that enter NMS (default %(default)s)",
     )
 

@@ -26,28 +26,45 @@ def add_parser(subparsers):
         help="COCO AP and VOC mAP of a .keras model on a dataset.",
         description=DESCRIPTION,
     )
-    parser.add_argument("--model", required=True, metavar="PATH.keras",
-                        help="model saved with model.save('....keras') (SSD300 or its detector)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH.keras",
+        help="model saved with model.save('....keras') (SSD300 or its detector)",
+    )
     data = parser.add_argument_group("dataset (choose one)")
-    data.add_argument("--coco-annotations", metavar="FILE",
-                      help="COCO instances JSON (e.g. instances_val2017.json or the built-in "
-                           "dataset's instances_val.json); needs --image-dir")
+    data.add_argument(
+        "--coco-annotations",
+        metavar="FILE",
+        help="COCO instances JSON (e.g. instances_val2017.json or the built-in "
+        "dataset's instances_val.json); needs --image-dir",
+    )
     data.add_argument("--image-dir", metavar="DIR", help="folder of the COCO images")
-    data.add_argument("--voc-devkit", metavar="DIR",
-                      help="VOCdevkit folder (holding VOC2007/, VOC2012/)")
+    data.add_argument(
+        "--voc-devkit", metavar="DIR", help="VOCdevkit folder (holding VOC2007/, VOC2012/)"
+    )
     data.add_argument("--year", default="2007", help="VOC year (default: %(default)s)")
     data.add_argument("--tfds", metavar="NAME", help="TensorFlow Datasets name, e.g. voc/2007")
     data.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
-    data.add_argument("--split", default=None,
-                      help="split to evaluate (default: 'test' for VOC, 'validation' for TFDS)")
+    data.add_argument(
+        "--split",
+        default=None,
+        help="split to evaluate (default: 'test' for VOC, 'validation' for TFDS)",
+    )
     opts = parser.add_argument_group("evaluation")
-    opts.add_argument("--batch-size", type=flag(positive_int), default=8,
-                      help="default: %(default)s")
-    opts.add_argument("--max-images", type=flag(positive_int), default=None,
-                      help="evaluate only the first N images")
+    opts.add_argument(
+        "--batch-size", type=flag(positive_int), default=8, help="default: %(default)s"
+    )
+    opts.add_argument(
+        "--max-images",
+        type=flag(positive_int),
+        default=None,
+        help="evaluate only the first N images",
+    )
     opts.add_argument("--out", metavar="FILE.json", help="write all results to this JSON file")
-    opts.add_argument("--verbose", action="store_true",
-                      help="print pycocotools' own progress and summary")
+    opts.add_argument(
+        "--verbose", action="store_true", help="print pycocotools' own progress and summary"
+    )
     add_inference_flags(parser)
     parser.set_defaults(run=run)
     return parser
@@ -58,13 +75,20 @@ def _check_args(args):
         raise CLIError(f"--model must be a .keras file (model.save('x.keras')), got {args.model}")
     if not os.path.isfile(args.model):
         raise CLIError(f"model file not found: {args.model}")
-    chosen = [flag for flag, value in (("--coco-annotations", args.coco_annotations),
-                                       ("--voc-devkit", args.voc_devkit),
-                                       ("--tfds", args.tfds)) if value]
+    chosen = [
+        flag
+        for flag, value in (
+            ("--coco-annotations", args.coco_annotations),
+            ("--voc-devkit", args.voc_devkit),
+            ("--tfds", args.tfds),
+        )
+        if value
+    ]
     if len(chosen) != 1:
-        raise CLIError("choose one dataset: --coco-annotations FILE --image-dir DIR, "
-                       "--voc-devkit DIR or --tfds NAME"
-                       + (f" (got {' and '.join(chosen)})" if chosen else ""))
+        raise CLIError(
+            "choose one dataset: --coco-annotations FILE --image-dir DIR, "
+            "--voc-devkit DIR or --tfds NAME" + (f" (got {' and '.join(chosen)})" if chosen else "")
+        )
     if args.coco_annotations:
         if not args.image_dir:
             raise CLIError("--coco-annotations needs --image-dir DIR")
@@ -120,12 +144,17 @@ def format_table(results, class_names):
 
     lines = [f"Images evaluated: {results['num_images']}", "", "COCO (pycocotools)"]
     lines += [f"  {name:<10} {_fmt(results['coco'][name])}" for name in COCO_METRIC_NAMES]
-    lines += ["", "PASCAL VOC (IoU 0.5)",
-              f"  {'mAP VOC07 11-point':<22} {_fmt(results['voc_map'])}",
-              f"  {'mAP VOC2010+ area':<22} {_fmt(results['voc_map_area'])}",
-              "", f"  {'class':<20} {'AP07':>6} {'AP area':>8}"]
-    for name, ap07, ap in zip(class_names, results["voc_per_class_ap"],
-                              results["voc_per_class_ap_area"]):
+    lines += [
+        "",
+        "PASCAL VOC (IoU 0.5)",
+        f"  {'mAP VOC07 11-point':<22} {_fmt(results['voc_map'])}",
+        f"  {'mAP VOC2010+ area':<22} {_fmt(results['voc_map_area'])}",
+        "",
+        f"  {'class':<20} {'AP07':>6} {'AP area':>8}",
+    ]
+    for name, ap07, ap in zip(
+        class_names, results["voc_per_class_ap"], results["voc_per_class_ap_area"]
+    ):
         lines.append(f"  {str(name)[:20]:<20} {_fmt(ap07)} {_fmt(ap):>8}")
     lines += ["", "n/a: no ground truth in that area range or class."]
     return "\n".join(lines)
@@ -147,15 +176,21 @@ def run(args):
     source = _source(args)
     class_names = list(source.class_names)
     if len(class_names) != num_classes:
-        raise CLIError(f"the model predicts {num_classes} classes but the dataset has "
-                       f"{len(class_names)}")
+        raise CLIError(
+            f"the model predicts {num_classes} classes but the dataset has {len(class_names)}"
+        )
     if isinstance(model, keras.Model) and isinstance(model.output, dict):
         det = model  # already a detector
     else:
         det = detector(model, **inference_settings(args))
-    results = evaluate_detector(det, source, batch_size=args.batch_size,
-                                class_names=class_names, max_images=args.max_images,
-                                verbose=args.verbose)
+    results = evaluate_detector(
+        det,
+        source,
+        batch_size=args.batch_size,
+        class_names=class_names,
+        max_images=args.max_images,
+        verbose=args.verbose,
+    )
     print(format_table(results, class_names))
     if args.out:
         report = dict(results, model=os.path.abspath(args.model), class_names=class_names)

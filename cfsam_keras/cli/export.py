@@ -32,24 +32,29 @@ def add_parser(subparsers):
     parser.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     parser.add_argument("--out", required=True, help="export folder (tflite: or a .tflite file)")
     parser.add_argument(
-        "--version", type=flag(positive_int), default=None,
+        "--version",
+        type=flag(positive_int),
+        default=None,
         help="saved_model: version number (default: next free)",
     )
     parser.add_argument(
-        "--quantization", choices=QUANTIZATIONS, default=None,
+        "--quantization",
+        choices=QUANTIZATIONS,
+        default=None,
         help="tflite: quantize (default: none, float32); int8 needs --calibration-data and "
         "--calibration-images",
     )
     parser.add_argument("--calibration-data", help="tflite int8: COCO annotation file")
     parser.add_argument("--calibration-images", help="tflite int8: its image folder")
     parser.add_argument(
-        "--num-calibration-images", type=flag(positive_int), default=100,
+        "--num-calibration-images",
+        type=flag(positive_int),
+        default=100,
         help="tflite int8: images used (default %(default)s)",
     )
     parser.add_argument(
         "--class-names",
-        help="override the model's class names: a text file (one a line) or a COCO "
-        "annotation file",
+        help="override the model's class names: a text file (one a line) or a COCO annotation file",
     )
     add_inference_flags(parser)
     parser.set_defaults(run=run)
@@ -104,8 +109,12 @@ def run(args):
                 source = coco(args.calibration_data, args.calibration_images)
                 data = eval_pipeline(source, model_config(model)["input_size"], batch_size=1)
             export_tflite(
-                model, path, quantization=args.quantization, representative_data=data,
-                class_names=class_names, num_calibration_images=args.num_calibration_images,
+                model,
+                path,
+                quantization=args.quantization,
+                representative_data=data,
+                class_names=class_names,
+                num_calibration_images=args.num_calibration_images,
                 **settings,
             )
     except (ValueError, FileExistsError) as e:

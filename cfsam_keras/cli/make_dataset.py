@@ -13,10 +13,20 @@ def add_parser(subparsers):
         ),
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--train", type=int, default=1000, metavar="N", help="training images (default 1000)")
-    parser.add_argument("--val", type=int, default=200, metavar="M", help="validation images (default 200)")
+    parser.add_argument(
+        "--train", type=int, default=1000, metavar="N", help="training images (default 1000)"
+    )
+    parser.add_argument(
+        "--val", type=int, default=200, metavar="M", help="validation images (default 200)"
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="dataset seed (default 0)")
-    parser.add_argument("--image-size", type=int, default=320, metavar="PX", help="image side in pixels (default 320)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=320,
+        metavar="PX",
+        help="image side in pixels (default 320)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -35,7 +45,9 @@ def run(args):
         raise CLIError(f"--out {args.out} exists and is not a folder")
     start = time.perf_counter()
     try:
-        paths = write_builtin_dataset(args.out, args.train, args.val, args.seed, image_size=args.image_size)
+        paths = write_builtin_dataset(
+            args.out, args.train, args.val, args.seed, image_size=args.image_size
+        )
     except OSError as e:
         raise CLIError(f"cannot write to {args.out}: {e}") from None
     seconds = time.perf_counter() - start

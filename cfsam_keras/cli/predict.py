@@ -32,7 +32,9 @@ def add_parser(subparsers):
         "--out", default=os.path.join("runs", "predict"), help="output folder (default %(default)s)"
     )
     parser.add_argument(
-        "--min-score", type=flag(number, low=0.0, high=1.0), default=0.3,
+        "--min-score",
+        type=flag(number, low=0.0, high=1.0),
+        default=0.3,
         help="draw and list only detections scoring at least this (default %(default)s)",
     )
     parser.add_argument(
@@ -49,7 +51,8 @@ def list_images(inputs):
     for item in inputs:
         if os.path.isdir(item):
             found = sorted(
-                os.path.join(item, n) for n in os.listdir(item)
+                os.path.join(item, n)
+                for n in os.listdir(item)
                 if n.lower().endswith(IMAGE_EXTENSIONS)
             )
             if not found:
@@ -109,28 +112,33 @@ def run(args):
         keep = detections["scores"] >= args.min_score
         detections = {k: v[keep] for k, v in detections.items()}
         height, width = image.shape[:2]
-        records.append({
-            "file": path,
-            "width": width,
-            "height": height,
-            "detections": [
-                {
-                    "box": [round(float(v), 6) for v in box],
-                    "box_pixels": [
-                        round(float(v), 2) for v in box * [width, height, width, height]
-                    ],
-                    "score": round(float(score), 6),
-                    "class_id": int(cls),
-                    "class_name": class_names[cls] if cls < len(class_names) else f"class_{cls}",
-                }
-                for box, score, cls in zip(
-                    detections["boxes"], detections["scores"], detections["classes"]
-                )
-            ],
-        })
+        records.append(
+            {
+                "file": path,
+                "width": width,
+                "height": height,
+                "detections": [
+                    {
+                        "box": [round(float(v), 6) for v in box],
+                        "box_pixels": [
+                            round(float(v), 2) for v in box * [width, height, width, height]
+                        ],
+                        "score": round(float(score), 6),
+                        "class_id": int(cls),
+                        "class_name": class_names[cls]
+                        if cls < len(class_names)
+                        else f"class_{cls}",
+                    }
+                    for box, score, cls in zip(
+                        detections["boxes"], detections["scores"], detections["classes"]
+                    )
+                ],
+            }
+        )
         stem = os.path.splitext(os.path.basename(path))[0]
         names = list(class_names) + [
-            f"class_{c}" for c in range(len(class_names), int(detections["classes"].max(initial=0)) + 1)
+            f"class_{c}"
+            for c in range(len(class_names), int(detections["classes"].max(initial=0)) + 1)
         ]
         picture = draw_detections(image, detections, names)
         Image.fromarray(picture).save(os.path.join(args.out, f"{stem}.png"))

@@ -6,16 +6,17 @@
 - ``EvaluationCallback``: adds ``val_AP``, ``val_AP50``, ... to ``model.fit`` logs.
 """
 
+from cfsam_keras.evaluation.coco_metric import COCO_METRIC_NAMES
+from cfsam_keras.evaluation.coco_metric import build_coco_ground_truth
+from cfsam_keras.evaluation.coco_metric import coco_evaluate
+from cfsam_keras.evaluation.coco_metric import detections_to_coco
+from cfsam_keras.evaluation.coco_metric import load_coco_ground_truth
+from cfsam_keras.evaluation.detector_eval import collect_detections
+from cfsam_keras.evaluation.detector_eval import evaluate_detector
 from cfsam_keras.evaluation.evaluation_callback import EvaluationCallback
-from cfsam_keras.evaluation.coco_metric import (
-    COCO_METRIC_NAMES,
-    build_coco_ground_truth,
-    coco_evaluate,
-    detections_to_coco,
-    load_coco_ground_truth,
-)
-from cfsam_keras.evaluation.detector_eval import collect_detections, evaluate_detector
-from cfsam_keras.evaluation.voc_metric import to_devkit_boxes, voc_ap, voc_map
+from cfsam_keras.evaluation.voc_metric import to_devkit_boxes
+from cfsam_keras.evaluation.voc_metric import voc_ap
+from cfsam_keras.evaluation.voc_metric import voc_map
 
 __all__ = [
     "COCO_METRIC_NAMES",

@@ -3,8 +3,11 @@
 import contextlib
 import copy
 import io
+import os
 
 import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 #: The 12 numbers of ``COCOeval.summarize()``, in its order.
 COCO_METRIC_NAMES = (
@@ -65,8 +68,6 @@ def build_coco_ground_truth(ground_truths, class_names=None, num_classes=None, v
     >>> gt.getCatIds()
     [1]
     """
-    from pycocotools.coco import COCO
-
     if num_classes is None:
         if class_names is not None:
             num_classes = len(class_names)
@@ -90,9 +91,7 @@ def build_coco_ground_truth(ground_truths, class_names=None, num_classes=None, v
         boxes = xyxy_to_xywh(gt["boxes"])
         classes = np.asarray(gt["classes"], dtype=np.int64).reshape(-1)
         if len(classes) != len(boxes):
-            raise ValueError(
-                f"ground_truths[{i}]: {len(boxes)} boxes but {len(classes)} classes."
-            )
+            raise ValueError(f"ground_truths[{i}]: {len(boxes)} boxes but {len(classes)} classes.")
         if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
             raise ValueError(
                 f"ground_truths[{i}]: classes must be in 0..{num_classes - 1}, "
@@ -124,10 +123,6 @@ def build_coco_ground_truth(ground_truths, class_names=None, num_classes=None, v
 
 def load_coco_ground_truth(annotation_file, verbose=False):
     """A pycocotools ``COCO`` read from an instances JSON file (clear error if missing)."""
-    import os
-
-    from pycocotools.coco import COCO
-
     if not os.path.isfile(annotation_file):
         raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
     with _quiet(verbose):
@@ -177,8 +172,6 @@ def detections_to_coco(detections, category_ids):
 
 def _empty_results(coco_gt):
     """A results ``COCO`` with no detections (``loadRes([])`` crashes)."""
-    from pycocotools.coco import COCO
-
     res = COCO()
     res.dataset = {
         "images": list(coco_gt.dataset["images"]),
@@ -216,8 +209,6 @@ def coco_evaluate(detections, coco_gt, category_ids=None, image_ids=None, verbos
     >>> metrics = coco_evaluate(detections, "instances_val.json")
     >>> metrics["AP50"]
     """
-    from pycocotools.cocoeval import COCOeval
-
     if isinstance(coco_gt, (str, bytes)) or hasattr(coco_gt, "__fspath__"):
         coco_gt = load_coco_ground_truth(coco_gt, verbose=verbose)
     if category_ids is None:

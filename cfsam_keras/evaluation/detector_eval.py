@@ -1,12 +1,14 @@
 """Run a detector over an evaluation pipeline and score it with COCO and VOC metrics."""
 
+import keras
 import numpy as np
+import tensorflow as tf
+from keras.utils import bounding_boxes
 
-from cfsam_keras.evaluation.coco_metric import (
-    build_coco_ground_truth,
-    coco_evaluate,
-    load_coco_ground_truth,
-)
+from cfsam_keras.data import eval_pipeline
+from cfsam_keras.evaluation.coco_metric import build_coco_ground_truth
+from cfsam_keras.evaluation.coco_metric import coco_evaluate
+from cfsam_keras.evaluation.coco_metric import load_coco_ground_truth
 from cfsam_keras.evaluation.voc_metric import VOC_IOU_THRESHOLD
 from cfsam_keras.evaluation.voc_metric import to_devkit_boxes
 from cfsam_keras.evaluation.voc_metric import voc_map
@@ -15,15 +17,11 @@ _DETECTION_KEYS = ("boxes", "scores", "classes", "num_detections")
 
 
 def _to_numpy(value):
-    import keras
-
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def _to_pixels(boxes, original_size):
     """rel_xyxy [B, K, 4] -> absolute xyxy pixels of each image's original size."""
-    from keras.utils import bounding_boxes
-
     sizes = np.asarray(original_size, np.float32).reshape(-1, 1, 1, 2)[:, 0]
     pixels = bounding_boxes.convert_format(
         np.asarray(boxes, np.float32),
@@ -49,8 +47,6 @@ def _call_detector(detector, images, pad_to=None):
     function, ~20x faster than an eager call); a smaller last batch is padded
     to ``pad_to`` images so that function is not traced a second time.
     """
-    import keras
-
     if isinstance(detector, keras.Model):
         images = _to_numpy(images)
         count = len(images)
@@ -197,14 +193,10 @@ def evaluate_detector(
     >>> source = cfsam_keras.data.coco("instances_val.json", "val")
     >>> evaluate_detector(cfsam_keras.models.detector(model), source)["coco"]["AP50"]
     """
-    import tensorflow as tf
-
     source = None
     if isinstance(data, tf.data.Dataset):
         dataset = data
     else:
-        from cfsam_keras.data import eval_pipeline
-
         source = data
         input_size = input_size or _input_size(detector)
         if input_size is None:

@@ -19,10 +19,11 @@ result:
 
 import numpy as np
 
+from cfsam_keras.validation import positive_int
+
 #: PASCAL VOC's criterion: a detection matches a ground-truth box whose IoU with it
 #: exceeds this.
 VOC_IOU_THRESHOLD = 0.5
-from cfsam_keras.validation import positive_int
 
 
 def to_devkit_boxes(boxes):

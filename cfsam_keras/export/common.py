@@ -25,4 +25,3 @@ def write_class_names(path, class_names):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(class_names) + "\n")
-

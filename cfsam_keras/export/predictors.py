@@ -30,9 +30,7 @@ PREDICTOR_KINDS = ("keras", "saved_model", "tflite")
 def _check_image(image):
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-        raise ValueError(
-            f"expected one RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}"
-        )
+        raise ValueError(f"expected one RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
     return image
 
 
@@ -63,9 +61,9 @@ class KerasPredictor:
         config = model_config(model)
         self.model = model
         self.input_size = config["input_size"]
-        self.class_names = check_class_names(class_names, config["num_classes"]) or config[
-            "class_names"
-        ]
+        self.class_names = (
+            check_class_names(class_names, config["num_classes"]) or config["class_names"]
+        )
         self.detector = detector(model, **settings)
 
     def preprocess(self, image):
@@ -113,7 +111,9 @@ class SavedModelPredictor:
         out = self._serve(images=batch)
         boxes = out["detection_boxes"].numpy()[0][:, [1, 0, 3, 2]]  # yxyx -> xyxy
         return _trim(
-            boxes, out["detection_scores"][0], out["detection_classes"][0],
+            boxes,
+            out["detection_scores"][0],
+            out["detection_classes"][0],
             out["num_detections"][0],
         )
 
@@ -134,7 +134,7 @@ class TFLitePredictor:
 
     def __init__(self, path, num_threads=None):
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (optional extra)
         except ImportError:
             raise ImportError(
                 "running a .tflite file needs the LiteRT interpreter: "
@@ -166,7 +166,9 @@ class TFLitePredictor:
         out = self.run(batch)
         boxes = out["detection_boxes"][0][:, [1, 0, 3, 2]]
         return _trim(
-            boxes, out["detection_scores"][0], out["detection_classes"][0],
+            boxes,
+            out["detection_scores"][0],
+            out["detection_classes"][0],
             out["num_detections"][0],
         )
 
@@ -232,10 +234,12 @@ def batch_detector(predictor):
         k = max([len(o["scores"]) for o in outs] + [1])
 
         def pad(key, shape):
-            return np.stack([
-                np.concatenate([o[key], np.zeros((k - len(o[key]),) + shape, o[key].dtype)])
-                for o in outs
-            ])
+            return np.stack(
+                [
+                    np.concatenate([o[key], np.zeros((k - len(o[key]),) + shape, o[key].dtype)])
+                    for o in outs
+                ]
+            )
 
         return {
             "boxes": pad("boxes", (4,)),

@@ -168,8 +168,9 @@ def export_tflite(
     with tempfile.TemporaryDirectory() as saved_model_dir:
         archive.write_out(saved_model_dir, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-        flatbuffer = _convert(converter, quantization, representative_data, input_size,
-                              num_calibration_images)
+        flatbuffer = _convert(
+            converter, quantization, representative_data, input_size, num_calibration_images
+        )
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp_path = path + ".tmp"

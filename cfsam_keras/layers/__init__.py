@@ -6,13 +6,16 @@ They are written in `keras.layers` and `keras.ops` only, with no backend-specifi
 code (the tests run them under TensorFlow and JAX).
 """
 
-from cfsam_keras.layers.attention_module import ATTENTION_MODULES, attention_module
+from cfsam_keras.layers.attention_module import ATTENTION_MODULES
+from cfsam_keras.layers.attention_module import attention_module
 from cfsam_keras.layers.cbam import CBAM
 from cfsam_keras.layers.cfsam import CFSAM
-from cfsam_keras.layers.eca import ECA, eca_kernel_size
+from cfsam_keras.layers.eca import ECA
+from cfsam_keras.layers.eca import eca_kernel_size
 from cfsam_keras.layers.l2_normalization import L2Normalization
 from cfsam_keras.layers.multi_level import MultiLevelLayer
-from cfsam_keras.layers.spatial import adaptive_average_pool, sine_position_encoding
+from cfsam_keras.layers.spatial import adaptive_average_pool
+from cfsam_keras.layers.spatial import sine_position_encoding
 from cfsam_keras.layers.squeeze_excitation import SqueezeExcitation
 from cfsam_keras.layers.transformer import CrossLevelEncoderLayer
 

@@ -36,9 +36,7 @@ def attention_module(name, **kwargs):
     elif isinstance(name, str):
         key = name.lower()
     else:
-        raise ValueError(
-            f"`name` must be a string or None; received {type(name).__name__}."
-        )
+        raise ValueError(f"`name` must be a string or None; received {type(name).__name__}.")
     if key == "none":
         if kwargs:
             raise ValueError(

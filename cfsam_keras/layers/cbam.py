@@ -52,9 +52,7 @@ class CBAM(MultiLevelLayer):
             or kernel_size < 1
             or kernel_size % 2 == 0
         ):
-            raise ValueError(
-                f"`kernel_size` must be a positive odd int; received {kernel_size!r}."
-            )
+            raise ValueError(f"`kernel_size` must be a positive odd int; received {kernel_size!r}.")
         self.reduction = reduction
         self.kernel_size = kernel_size
 
@@ -69,9 +67,7 @@ class CBAM(MultiLevelLayer):
                 hidden, activation="relu", dtype=policy, name=f"mlp_hidden_{i}"
             )
             mlp_hidden.build((None, channels))
-            mlp_output = keras.layers.Dense(
-                channels, dtype=policy, name=f"mlp_output_{i}"
-            )
+            mlp_output = keras.layers.Dense(channels, dtype=policy, name=f"mlp_output_{i}")
             mlp_output.build((None, hidden))
             conv = keras.layers.Conv2D(
                 1,
@@ -82,9 +78,7 @@ class CBAM(MultiLevelLayer):
                 name=f"spatial_conv_{i}",
             )
             conv.build((None, shape[1], shape[2], 2))
-            norm = keras.layers.BatchNormalization(
-                dtype=policy, name=f"spatial_norm_{i}"
-            )
+            norm = keras.layers.BatchNormalization(dtype=policy, name=f"spatial_norm_{i}")
             norm.build((None, shape[1], shape[2], 1))
             self.mlp_hidden.append(mlp_hidden)
             self.mlp_output.append(mlp_output)
@@ -99,17 +93,13 @@ class CBAM(MultiLevelLayer):
             def mlp(pooled, i=i):
                 return self.mlp_output[i](self.mlp_hidden[i](pooled))
 
-            channel = ops.sigmoid(
-                mlp(ops.mean(y, axis=(1, 2))) + mlp(ops.max(y, axis=(1, 2)))
-            )
+            channel = ops.sigmoid(mlp(ops.mean(y, axis=(1, 2))) + mlp(ops.max(y, axis=(1, 2))))
             y = y * channel[:, None, None, :]
             descriptor = ops.concatenate(
                 [ops.mean(y, axis=-1, keepdims=True), ops.max(y, axis=-1, keepdims=True)],
                 axis=-1,
             )
-            spatial = self.spatial_norms[i](
-                self.spatial_convs[i](descriptor), training=training
-            )
+            spatial = self.spatial_norms[i](self.spatial_convs[i](descriptor), training=training)
             outputs.append(ops.cast(y * ops.sigmoid(spatial), x.dtype))
         return outputs
 

@@ -101,8 +101,7 @@ class CFSAM(MultiLevelLayer):
         self.num_heads = _positive_int(num_heads, "num_heads")
         if embed_dim % num_heads:
             raise ValueError(
-                f"`embed_dim` ({embed_dim}) must be divisible by `num_heads` "
-                f"({num_heads})."
+                f"`embed_dim` ({embed_dim}) must be divisible by `num_heads` ({num_heads})."
             )
         self.num_layers = _positive_int(num_layers, "num_layers")
         if not mlp_ratio > 0:
@@ -111,16 +110,10 @@ class CFSAM(MultiLevelLayer):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1); received {dropout!r}.")
         self.dropout = float(dropout)
-        self.local_channels = _positive_int(
-            local_channels, "local_channels", allow_none=True
-        )
-        self.kv_pool_size = _positive_int(
-            kv_pool_size, "kv_pool_size", allow_none=True
-        )
+        self.local_channels = _positive_int(local_channels, "local_channels", allow_none=True)
+        self.kv_pool_size = _positive_int(kv_pool_size, "kv_pool_size", allow_none=True)
         if position not in POSITIONS:
-            raise ValueError(
-                f"`position` must be one of {POSITIONS}; received {position!r}."
-            )
+            raise ValueError(f"`position` must be one of {POSITIONS}; received {position!r}.")
         if position == "sine" and embed_dim % 4:
             raise ValueError(
                 "`position='sine'` needs `embed_dim` divisible by 4; received "
@@ -128,9 +121,7 @@ class CFSAM(MultiLevelLayer):
             )
         self.position = position
         if fusion not in FUSIONS:
-            raise ValueError(
-                f"`fusion` must be one of {FUSIONS}; received {fusion!r}."
-            )
+            raise ValueError(f"`fusion` must be one of {FUSIONS}; received {fusion!r}.")
         self.fusion = fusion
 
         policy = self.dtype_policy
@@ -168,13 +159,15 @@ class CFSAM(MultiLevelLayer):
             channels = int(shape[-1])
             map_shape = (None, shape[1], shape[2], channels)
             conv = keras.layers.Conv2D(
-                width, 3, padding="same", use_bias=False, dtype=policy,
+                width,
+                3,
+                padding="same",
+                use_bias=False,
+                dtype=policy,
                 name=f"local_conv_{i}",
             )
             conv.build(map_shape)
-            norm = keras.layers.BatchNormalization(
-                dtype=policy, name=f"local_norm_{i}"
-            )
+            norm = keras.layers.BatchNormalization(dtype=policy, name=f"local_norm_{i}")
             norm.build(map_shape[:3] + (width,))
             projection = keras.layers.Conv2D(
                 self.embed_dim, 1, dtype=policy, name=f"local_projection_{i}"
@@ -245,15 +238,11 @@ class CFSAM(MultiLevelLayer):
                 encoding = sine_position_encoding(height, width, self.embed_dim)
                 level_tokens = level_tokens + ops.cast(encoding, compute_dtype)
             elif self.position == "learned":
-                level_tokens = level_tokens + ops.cast(
-                    self.position_embeddings[i], compute_dtype
-                )
+                level_tokens = level_tokens + ops.cast(self.position_embeddings[i], compute_dtype)
             tokens.append(level_tokens)
         sequence = ops.concatenate(tokens, axis=1) if len(tokens) > 1 else tokens[0]
         for layer in self.encoder_layers:
-            sequence = layer(
-                sequence, spatial_shapes=spatial_shapes, training=training
-            )
+            sequence = layer(sequence, spatial_shapes=spatial_shapes, training=training)
         sequence = self.final_norm(sequence)
 
         outputs = []

@@ -62,8 +62,7 @@ class ECA(MultiLevelLayer):
             or kernel_size % 2 == 0
         ):
             raise ValueError(
-                f"`kernel_size` must be a positive odd int or None; received "
-                f"{kernel_size!r}."
+                f"`kernel_size` must be a positive odd int or None; received {kernel_size!r}."
             )
         self.gamma = gamma
         self.b = b
@@ -96,7 +95,5 @@ class ECA(MultiLevelLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"gamma": self.gamma, "b": self.b, "kernel_size": self.kernel_size}
-        )
+        config.update({"gamma": self.gamma, "b": self.b, "kernel_size": self.kernel_size})
         return config

@@ -45,8 +45,10 @@ class L2Normalization(keras.layers.Layer):
         self.axis = axis
 
     def build(self, input_shape):
-        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
-            input_shape[0], (list, tuple)
+        if (
+            isinstance(input_shape, (list, tuple))
+            and input_shape
+            and isinstance(input_shape[0], (list, tuple))
         ):
             raise ValueError(
                 f"L2Normalization '{self.name}' takes a single tensor, not a "
@@ -86,7 +88,5 @@ class L2Normalization(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"scale": self.scale, "epsilon": self.epsilon, "axis": self.axis}
-        )
+        config.update({"scale": self.scale, "epsilon": self.epsilon, "axis": self.axis})
         return config

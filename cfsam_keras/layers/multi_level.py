@@ -7,9 +7,7 @@ from keras import ops
 def _shape_of(x):
     shape = getattr(x, "shape", None)
     if shape is None:
-        raise ValueError(
-            f"Expected a tensor, received an object of type {type(x).__name__}."
-        )
+        raise ValueError(f"Expected a tensor, received an object of type {type(x).__name__}.")
     return tuple(shape)
 
 

@@ -52,8 +52,7 @@ class CrossLevelEncoderLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         if embed_dim % num_heads:
             raise ValueError(
-                f"`embed_dim` ({embed_dim}) must be divisible by `num_heads` "
-                f"({num_heads})."
+                f"`embed_dim` ({embed_dim}) must be divisible by `num_heads` ({num_heads})."
             )
         self.embed_dim = int(embed_dim)
         self.num_heads = int(num_heads)
@@ -66,24 +65,18 @@ class CrossLevelEncoderLayer(keras.layers.Layer):
         self.attention_norm = keras.layers.LayerNormalization(
             epsilon=1e-6, dtype=policy, name="attention_norm"
         )
-        self.query_dense = keras.layers.Dense(
-            self.embed_dim, dtype=policy, name="query"
-        )
+        self.query_dense = keras.layers.Dense(self.embed_dim, dtype=policy, name="query")
         self.key_value_dense = keras.layers.Dense(
             2 * self.embed_dim, dtype=policy, name="key_value"
         )
         self.output_dense = keras.layers.Dense(
             self.embed_dim, dtype=policy, name="attention_output"
         )
-        self.mlp_norm = keras.layers.LayerNormalization(
-            epsilon=1e-6, dtype=policy, name="mlp_norm"
-        )
+        self.mlp_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy, name="mlp_norm")
         self.mlp_hidden = keras.layers.Dense(
             hidden, activation="gelu", dtype=policy, name="mlp_hidden"
         )
-        self.mlp_output = keras.layers.Dense(
-            self.embed_dim, dtype=policy, name="mlp_output"
-        )
+        self.mlp_output = keras.layers.Dense(self.embed_dim, dtype=policy, name="mlp_output")
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy)
 
     def build(self, input_shape):
@@ -118,9 +111,7 @@ class CrossLevelEncoderLayer(keras.layers.Layer):
         normed = self.attention_norm(tokens)
         if self.kv_pool_size is not None:
             if spatial_shapes is None:
-                raise ValueError(
-                    "`spatial_shapes` is required when `kv_pool_size` is set."
-                )
+                raise ValueError("`spatial_shapes` is required when `kv_pool_size` is set.")
             kv_source = self._pool_tokens(normed, spatial_shapes)
         else:
             kv_source = normed
@@ -132,17 +123,11 @@ class CrossLevelEncoderLayer(keras.layers.Layer):
         query = query * ops.cast(self.head_dim**-0.5, query.dtype)
         scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
         weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
-        weights = self.dropout_layer(
-            ops.cast(weights, value.dtype), training=training
-        )
+        weights = self.dropout_layer(ops.cast(weights, value.dtype), training=training)
         context = ops.matmul(weights, value)  # [B, heads, N, head_dim]
         context = ops.transpose(context, (0, 2, 1, 3))
-        context = ops.reshape(
-            context, (ops.shape(context)[0], -1, self.embed_dim)
-        )
-        x = tokens + self.dropout_layer(
-            self.output_dense(context), training=training
-        )
+        context = ops.reshape(context, (ops.shape(context)[0], -1, self.embed_dim))
+        x = tokens + self.dropout_layer(self.output_dense(context), training=training)
         hidden = self.mlp_hidden(self.mlp_norm(x))
         hidden = self.dropout_layer(hidden, training=training)
         return x + self.dropout_layer(self.mlp_output(hidden), training=training)

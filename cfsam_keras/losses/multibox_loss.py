@@ -2,6 +2,7 @@
 
 import keras
 from keras import ops
+
 from cfsam_keras.defaults import NEG_POS_RATIO
 from cfsam_keras.validation import positive_int
 
@@ -177,7 +178,7 @@ class MultiBoxLoss(keras.losses.Loss):
 def _global_sum_and_replicas(value):
     """``(sum of value over tf.distribute replicas, number of replicas)``."""
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # noqa: PLC0415 (only under the TensorFlow backend)
 
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:

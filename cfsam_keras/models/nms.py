@@ -78,7 +78,7 @@ class PerClassNMS(keras.layers.Layer):
                 f"current backend is {keras.backend.backend()!r}. The SSD300 model itself "
                 "runs on every backend."
             )
-        import tensorflow as tf
+        import tensorflow as tf  # noqa: PLC0415 (model code imports without TensorFlow)
 
         boxes = tf.cast(boxes, tf.float32)
         scores = tf.cast(scores, tf.float32)[..., 1:]  # drop the background column

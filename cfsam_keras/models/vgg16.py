@@ -10,6 +10,8 @@ extra layers conv8 .. conv11 add four smaller maps.
 
 import keras
 
+from cfsam_keras.layers import L2Normalization
+
 # (block, number of 3x3 convolutions, filters) of VGG16's five blocks.
 _VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 
@@ -63,8 +65,6 @@ def vgg16_source_maps(x):
         List of the six source maps: conv4_3 (L2-normalised), fc7, conv8_2, conv9_2,
         conv10_2, conv11_2.
     """
-    from cfsam_keras.layers import L2Normalization
-
     sources = []
     for block, num_convs, filters in _VGG_BLOCKS:
         for i in range(1, num_convs + 1):
@@ -81,7 +81,9 @@ def vgg16_source_maps(x):
             x = keras.layers.MaxPooling2D(3, strides=1, padding="same", name="block5_pool")(x)
         else:
             padding = "same" if block == 3 else "valid"
-            x = keras.layers.MaxPooling2D(2, strides=2, padding=padding, name=f"block{block}_pool")(x)
+            x = keras.layers.MaxPooling2D(2, strides=2, padding=padding, name=f"block{block}_pool")(
+                x
+            )
     x = keras.layers.Conv2D(
         1024, 3, padding="same", dilation_rate=6, activation="relu", name="fc6"
     )(x)
@@ -92,8 +94,6 @@ def vgg16_source_maps(x):
         if stride == 2:
             # The reference pads 1 on every side; Keras' "same" would pad only after.
             x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-        x = keras.layers.Conv2D(
-            filters, 3, strides=stride, activation="relu", name=f"{name}_2"
-        )(x)
+        x = keras.layers.Conv2D(filters, 3, strides=stride, activation="relu", name=f"{name}_2")(x)
         sources.append(x)
     return sources

@@ -3,6 +3,7 @@
 import collections
 import os
 
+import h5py
 import keras
 
 # The input side the keras.applications reference model is built at; the convolutional
@@ -72,8 +73,6 @@ def copy_weights_by_name(source, target):
 
 def _file_shapes(path):
     """Multiset of the shapes of every array stored in a Keras ``.weights.h5`` file."""
-    import h5py
-
     shapes = collections.Counter()
 
     def visit(_, item):
@@ -137,7 +136,9 @@ def load_backbone_weights(model, backbone_weights, backbone, alpha=1.0):
     try:
         stored = _file_shapes(path)
     except OSError as e:
-        raise ValueError(f"backbone_weights file {path!r} is not a readable HDF5 file: {e}")
+        raise ValueError(
+            f"backbone_weights file {path!r} is not a readable HDF5 file: {e}"
+        ) from None
     if stored == _model_shapes(model):
         model.load_weights(path)
         return "full"

@@ -2,16 +2,14 @@
 
 import tensorflow as tf
 
+from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
+from cfsam_keras.defaults import VARIANCES
 from cfsam_keras.targets.matching import anchor_rows
 from cfsam_keras.targets.matching import corners_to_center
 from cfsam_keras.targets.matching import match_rows
-from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
-from cfsam_keras.defaults import VARIANCES
 
 
-def encode(
-    gt_boxes, gt_classes, anchors, iou_threshold=MATCH_IOU_THRESHOLD, variances=VARIANCES
-):
+def encode(gt_boxes, gt_classes, anchors, iou_threshold=MATCH_IOU_THRESHOLD, variances=VARIANCES):
     """SSD training targets of one image, in TensorFlow ops.
 
     Traceable in ``tf.data.Dataset.map`` whatever the Keras backend, for any
@@ -66,7 +64,9 @@ def encode(
     # rows so every op runs along A. A spare last row (class 0) keeps the
     # gather valid when there is no ground truth and serves background boxes;
     # their offsets are zeroed below.
-    table = tf.concat([corners_to_center(gt_boxes), tf.cast(gt_classes, tf.float32)[:, None] + 1.0], axis=1)
+    table = tf.concat(
+        [corners_to_center(gt_boxes), tf.cast(gt_classes, tf.float32)[:, None] + 1.0], axis=1
+    )
     table = tf.concat([table, [[0.5, 0.5, 1.0, 1.0, 0.0]]], axis=0)
     index = tf.where(positive, matched, tf.shape(gt_boxes)[0])
     rows = tf.transpose(tf.gather(table, index))  # [5, A]

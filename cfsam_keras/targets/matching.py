@@ -7,6 +7,7 @@ backend is.
 
 import numpy as np
 import tensorflow as tf
+
 from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
 
 
@@ -108,7 +109,9 @@ def anchor_rows(anchors):
         anchors = tf.convert_to_tensor(anchors, tf.float32)
         return tf.transpose(center_to_corners(anchors)), tf.transpose(anchors)
     centre, size = static[:, :2], static[:, 2:]
-    corners = np.concatenate([centre - size / np.float32(2.0), centre + size / np.float32(2.0)], axis=1)
+    corners = np.concatenate(
+        [centre - size / np.float32(2.0), centre + size / np.float32(2.0)], axis=1
+    )
     return tf.constant(corners.T), tf.constant(np.ascontiguousarray(static.T))
 
 

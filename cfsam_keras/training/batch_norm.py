@@ -23,7 +23,11 @@ def set_batch_norm_momentum(model, momentum):
     Returns:
         The number of layers changed.
     """
-    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    layers = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     for layer in layers:
         layer.momentum = float(momentum)
     return len(layers)

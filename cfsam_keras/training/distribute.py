@@ -42,7 +42,9 @@ def distribute(strategy, make_dataset, global_batch_size):
     dataset = make_dataset(global_batch_size, None)
     if replicas > 1:
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         dataset = dataset.with_options(options)
     return dataset
 
@@ -64,6 +66,7 @@ def _multi_worker_reduce_per_replica(original):
     A scalar is averaged over the replicas instead; everything else goes to
     Keras' function unchanged.
     """
+
     def reduce_per_replica(values, strategy, reduction):
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
             strategy.extended._in_multi_worker_mode()

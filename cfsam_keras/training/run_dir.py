@@ -20,15 +20,14 @@ import warnings
 
 import keras
 
-from cfsam_keras.training.callbacks import (
-    AtomicModelCheckpoint,
-    HistoryLogger,
-    LearningRateLogger,
-    ResumableBackup,
-    TerminateOnNaNWithAdvice,
-    atomic_write_json,
-)
-from cfsam_keras.training.strategy import is_chief, task_info
+from cfsam_keras.training.callbacks import AtomicModelCheckpoint
+from cfsam_keras.training.callbacks import HistoryLogger
+from cfsam_keras.training.callbacks import LearningRateLogger
+from cfsam_keras.training.callbacks import ResumableBackup
+from cfsam_keras.training.callbacks import TerminateOnNaNWithAdvice
+from cfsam_keras.training.callbacks import atomic_write_json
+from cfsam_keras.training.strategy import is_chief
+from cfsam_keras.training.strategy import task_info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +92,7 @@ class RunDir:
 
 def _tensorboard_installed():
     try:
-        import tensorboard  # noqa: F401
+        import tensorboard  # noqa: F401, PLC0415 (TensorBoard is optional)
     except ImportError:
         warnings.warn(
             "TensorBoard is not installed (pip install tensorboard); training "

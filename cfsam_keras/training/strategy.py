@@ -3,6 +3,9 @@
 import json
 import os
 
+import keras
+import tensorflow as tf
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -29,12 +32,8 @@ def get_strategy(name="auto", tpu_address=None):
     >>> strategy.num_replicas_in_sync
     1
     """
-    import tensorflow as tf
-
     if name not in STRATEGIES:
-        raise ValueError(
-            f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}."
-        )
+        raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
     if name == "multi_worker":
         # Before anything that initialises TensorFlow's runtime (even listing
         # logical devices): collective ops must be configured at start-up.
@@ -87,8 +86,6 @@ def mixed_precision_policy(strategy):
 
     ``"mixed_float16"`` on GPU, ``"mixed_bfloat16"`` on TPU and CPU.
     """
-    import tensorflow as tf
-
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "mixed_bfloat16"
     return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
@@ -104,8 +101,6 @@ def set_mixed_precision(enabled, strategy):
     Returns:
         The name of the policy set (``"float32"`` when not enabled).
     """
-    import keras
-
     policy = mixed_precision_policy(strategy) if enabled else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy

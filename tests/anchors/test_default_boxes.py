@@ -58,7 +58,9 @@ def test_voc_spot_values_by_hand():
     np.testing.assert_allclose(boxes[38 * 4, :2], [4 / 300, 12 / 300], atol=1e-7)
     # Level 2 starts at 38*38*4 = 5776: centre 8 px, square 60 px, 6 kinds.
     np.testing.assert_allclose(boxes[5776], [8 / 300, 8 / 300, 0.2, 0.2], atol=1e-7)
-    np.testing.assert_allclose(boxes[5776 + 4, 2:], [0.2 * math.sqrt(3), 0.2 / math.sqrt(3)], atol=1e-7)
+    np.testing.assert_allclose(
+        boxes[5776 + 4, 2:], [0.2 * math.sqrt(3), 0.2 / math.sqrt(3)], atol=1e-7
+    )
     np.testing.assert_allclose(boxes[5776 + 6, :2], [24 / 300, 8 / 300], atol=1e-7)
     # Last box of level 6 (1x1, step 300): ratio 1/2 of s=264, h clipped to 1.
     np.testing.assert_allclose(
@@ -93,8 +95,11 @@ def test_clip_false_keeps_boxes_larger_than_the_image():
     config["clip"] = False
     boxes = default_boxes(**config)
     assert boxes[-1, 3] == pytest.approx(0.88 * math.sqrt(2), abs=1e-6)
-    np.testing.assert_allclose(boxes, reference_prior_box(
-        PRESETS["voc"]["min_sizes"], PRESETS["voc"]["max_sizes"], clip=False), atol=1e-7)
+    np.testing.assert_allclose(
+        boxes,
+        reference_prior_box(PRESETS["voc"]["min_sizes"], PRESETS["voc"]["max_sizes"], clip=False),
+        atol=1e-7,
+    )
 
 
 def test_anchor_config_reference_and_scaled():
@@ -113,7 +118,10 @@ def test_anchor_config_reference_and_scaled():
     assert scaled["min_sizes"] == pytest.approx([42, 90, 198, 306, 414, 522])
     assert scaled["steps"] == pytest.approx([8.0, 600 / 38, 600 / 19, 60.0, 75.0, 100.0])
     boxes = default_boxes(**scaled)
-    assert boxes.shape == (sum(f * f * k for f, k in zip(scaled["feature_sizes"], [4, 6, 6, 6, 4, 4])), 4)
+    assert boxes.shape == (
+        sum(f * f * k for f, k in zip(scaled["feature_sizes"], [4, 6, 6, 6, 4, 4])),
+        4,
+    )
     # The centre of the last cell of every level sits half a step from the edge.
     assert boxes[-1, 0] == pytest.approx(1 - 0.5 / 6, abs=1e-6)
 

@@ -2,11 +2,11 @@ import json
 import math
 import shlex
 
+import cost
+import harness
 import keras
 import pytest
 
-import cost
-import harness
 from cfsam_keras.data import BUILTIN_CLASSES
 from cfsam_keras.flops import count_flops
 from cfsam_keras.layers import CFSAM
@@ -65,8 +65,11 @@ def test_demo_rows_build_the_demo_model_with_each_module():
 
     demo = cost.configs.DEMO_MODEL
     rows = [v for v in cost.cost_variants() if v.group == cost.DEMO_GROUP]
-    own = [v for v in rows if (v.attention, v.attention_kwargs)
-           == (demo["attention"], demo["attention_kwargs"])]
+    own = [
+        v
+        for v in rows
+        if (v.attention, v.attention_kwargs) == (demo["attention"], demo["attention_kwargs"])
+    ]
     assert len(own) == 1 and own[0].num_classes == len(BUILTIN_CLASSES)
     model = own[0].build()
     reference = SSD300(len(BUILTIN_CLASSES), **demo)
@@ -74,21 +77,33 @@ def test_demo_rows_build_the_demo_model_with_each_module():
     assert model.input_shape == reference.input_shape
     assert model.output_shape == reference.output_shape
     for other in rows:
-        assert {k: other.model_kwargs[k] for k in ("backbone", "input_size", "anchor_preset",
-                                                   "backbone_kwargs")} == {
-            k: demo[k] for k in ("backbone", "input_size", "anchor_preset", "backbone_kwargs")}
+        assert {
+            k: other.model_kwargs[k]
+            for k in ("backbone", "input_size", "anchor_preset", "backbone_kwargs")
+        } == {k: demo[k] for k in ("backbone", "input_size", "anchor_preset", "backbone_kwargs")}
 
 
 def _row(name, group, attention, params, latency):
-    return {"name": name, "group": group, "attention": attention, "params": params,
-            "flops": 2 * params, "latency_ms": latency, "throughput_ips": None,
-            "train_step_ms": 10.0}
+    return {
+        "name": name,
+        "group": group,
+        "attention": attention,
+        "params": params,
+        "flops": 2 * params,
+        "latency_ms": latency,
+        "throughput_ips": None,
+        "train_step_ms": 10.0,
+    }
 
 
 def test_ratios_are_to_the_baseline_of_the_same_group():
-    rows = [_row("a none", "A", "none", 100, 10.0), _row("a se", "A", "se", 150, 15.0),
-            _row("b none", "B", "none", 10, 2.0), _row("b se", "B", "se", 20, None),
-            _row("c se", "C", "se", 5, 1.0)]
+    rows = [
+        _row("a none", "A", "none", 100, 10.0),
+        _row("a se", "A", "se", 150, 15.0),
+        _row("b none", "B", "none", 10, 2.0),
+        _row("b se", "B", "se", 20, None),
+        _row("c se", "C", "se", 5, 1.0),
+    ]
     cost._ratios(rows)
     assert rows[1]["params_ratio"] == 1.5 and rows[1]["latency_ms_ratio"] == 1.5
     assert rows[0]["flops_ratio"] == 1.0 and rows[3]["flops_ratio"] == 2.0
@@ -112,18 +127,34 @@ def _parsed(command):
 
 
 def test_command_for_reproduces_the_settings_and_rows():
-    settings = {"runs": 4, "batch_runs": 3, "train_runs": 2, "warmup": 1,
-                "measurements": ["latency", "train_step"], "batch_size": 8,
-                "peak_matmul_size": 256}
+    settings = {
+        "runs": 4,
+        "batch_runs": 3,
+        "train_runs": 2,
+        "warmup": 1,
+        "measurements": ["latency", "train_step"],
+        "batch_size": 8,
+        "peak_matmul_size": 256,
+    }
     rows = [{"name": "vgg16 none"}, {"name": "vgg16 cbam"}]
     args = _parsed(cost.command_for({"settings": settings, "rows": rows}, "out dir"))
-    assert (args.out, args.runs, args.batch_runs, args.train_runs, args.warmup,
-            args.peak_size, args.quick) == ("out dir", 4, 3, 2, 1, 256, False)
+    assert (
+        args.out,
+        args.runs,
+        args.batch_runs,
+        args.train_runs,
+        args.warmup,
+        args.peak_size,
+        args.quick,
+    ) == ("out dir", 4, 3, 2, 1, 256, False)
     assert args.measure == "latency,train_step"
     assert args.variants.split(",") == ["vgg16 none", "vgg16 cbam"]
     quick = [{"name": v.name} for v in cost.cost_variants(quick=True)]
-    args = _parsed(cost.command_for({"settings": dict(settings, measurements=list(
-        cost.MEASUREMENTS)), "rows": quick}, "o"))
+    args = _parsed(
+        cost.command_for(
+            {"settings": dict(settings, measurements=list(cost.MEASUREMENTS)), "rows": quick}, "o"
+        )
+    )
     assert args.quick and args.variants is None and args.measure == ",".join(cost.MEASUREMENTS)
 
 
@@ -156,8 +187,9 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
         assert row["latency_ms"] > 0 and row["train_step_ms"] > 0 and row["throughput_ips"] > 0
         assert len(row["latency_rounds_ms"]) == settings["runs"]
         assert len(row["train_step_rounds_ms"]) == settings["train_runs"]
-        assert math.isclose(row["gflops_per_s"] / results["peak_gflops"]["throughput"],
-                            row["peak_fraction"])
+        assert math.isclose(
+            row["gflops_per_s"] / results["peak_gflops"]["throughput"], row["peak_fraction"]
+        )
     conv_check, cfsam_check = results["cross_check"]
     assert conv_check["counted"] == conv_check["analytic"]
     assert cfsam_check["analytic"] <= cfsam_check["counted"] <= 1.15 * cfsam_check["analytic"]

@@ -4,9 +4,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import harness
+import pytest
 
 BENCHMARKS = os.path.dirname(os.path.abspath(harness.__file__))
 
@@ -65,8 +64,13 @@ def test_machine_imports_none_of_the_libraries_it_names():
         "record = harness.machine(load_before=0.5); "
         "print(json.dumps([record, [m for m in harness.LIBRARIES if m in sys.modules]]))"
     )
-    out = subprocess.run([sys.executable, "-c", code, BENCHMARKS], check=True,
-                         capture_output=True, text=True, env=dict(os.environ, KERAS_BACKEND="jax"))
+    out = subprocess.run(
+        [sys.executable, "-c", code, BENCHMARKS],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, KERAS_BACKEND="jax"),
+    )
     record, imported = json.loads(out.stdout)
     assert imported == []
     assert record["load_average_1min_before"] == 0.5 and record["cores"] == os.cpu_count()

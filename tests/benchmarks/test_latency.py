@@ -2,20 +2,38 @@ import json
 import os
 import shlex
 
-import pytest
-
 import harness
 import latency
+import pytest
+
 from cfsam_keras.export.predictors import PREDICTOR_KINDS
 
 
 def _record(results, gflops=None, **settings):
-    settings = dict(dict(runs=5, warmup=1, peak_size=64, quick=False,
-                         runtimes=[r.title for r in latency.RUNTIMES], threads_flag=None,
-                         score_threshold=0.01, max_detections=200), **settings)
-    return {"results": results, "gflops": gflops or {}, "settings": settings,
-            "machine": {"cpu": "cpu", "cores": 2, "load_average_1min_before": 1.0,
-                        "load_average_1min_after": 1.5}}
+    settings = dict(
+        dict(
+            runs=5,
+            warmup=1,
+            peak_size=64,
+            quick=False,
+            runtimes=[r.title for r in latency.RUNTIMES],
+            threads_flag=None,
+            score_threshold=0.01,
+            max_detections=200,
+        ),
+        **settings,
+    )
+    return {
+        "results": results,
+        "gflops": gflops or {},
+        "settings": settings,
+        "machine": {
+            "cpu": "cpu",
+            "cores": 2,
+            "load_average_1min_before": 1.0,
+            "load_average_1min_after": 1.5,
+        },
+    }
 
 
 def test_runtime_list():
@@ -26,10 +44,14 @@ def test_runtime_list():
 
 
 def test_table_has_every_model_and_ratios_to_keras():
-    table = latency.latency_table(_record({
-        "m": {"Keras": {"median_ms": 100.0}, "TFLite fp32": {"median_ms": 50.0}},
-        "n": {"Keras": {"median_ms": 10.0}, "TFLite int8": {"median_ms": 2.5}},
-    }))
+    table = latency.latency_table(
+        _record(
+            {
+                "m": {"Keras": {"median_ms": 100.0}, "TFLite fp32": {"median_ms": 50.0}},
+                "n": {"Keras": {"median_ms": 10.0}, "TFLite int8": {"median_ms": 2.5}},
+            }
+        )
+    )
     lines = table.splitlines()
     assert lines[0] == "| model | Keras (ms) | TFLite fp32 (ms) | TFLite int8 (ms) |"
     assert lines[2] == "| m | 100.0 | 50.0 (0.50x) |  |"
@@ -37,27 +59,42 @@ def test_table_has_every_model_and_ratios_to_keras():
 
 
 def test_roofline_rates_leave_out_the_integer_runtime():
-    text = latency.latency_roofline(_record(
-        {"a": {"Keras": {"median_ms": 500.0}, "TFLite fp32": {"median_ms": 400.0},
-               "TFLite int8": {"median_ms": 100.0}, harness.PEAK: {"gflop_per_s": 200.0}},
-         "b": {"Keras": {"median_ms": 1.0}, harness.PEAK: {"gflop_per_s": 1.0}}},
-        gflops={"a": 50.0}))
+    text = latency.latency_roofline(
+        _record(
+            {
+                "a": {
+                    "Keras": {"median_ms": 500.0},
+                    "TFLite fp32": {"median_ms": 400.0},
+                    "TFLite int8": {"median_ms": 100.0},
+                    harness.PEAK: {"gflop_per_s": 200.0},
+                },
+                "b": {"Keras": {"median_ms": 1.0}, harness.PEAK: {"gflop_per_s": 1.0}},
+            },
+            gflops={"a": 50.0},
+        )
+    )
     # 50 GFLOP in 0.5 s = 100 GFLOP/s, half the peak; in 0.4 s 125 GFLOP/s.
     assert "Keras 100 (50%)" in text and "TFLite fp32 125 (62%)" in text
     assert "TFLite int8" not in text and "b:" not in text  # no FLOP count for b
 
 
 def test_command_for_reproduces_the_settings():
-    record = _record({}, runs=7, warmup=2, peak_size=512, threads_flag=1,
-                     runtimes=["Keras", "TFLite int8"])
+    record = _record(
+        {}, runs=7, warmup=2, peak_size=512, threads_flag=1, runtimes=["Keras", "TFLite int8"]
+    )
     argv = shlex.split(latency.command_for(record, "my out"))
     assert argv[:2] == ["python", "benchmarks/latency.py"]
     args = latency.parser().parse_args(argv[2:])
     assert (args.out, args.runs, args.warmup, args.peak_size, args.threads, args.quick) == (
-        "my out", 7, 2, 512, 1, False)
+        "my out",
+        7,
+        2,
+        512,
+        1,
+        False,
+    )
     assert args.runtimes == "Keras,TFLite int8"
-    quick = latency.command_for(_record({}, quick=True, runtimes=list(latency.QUICK_RUNTIMES)),
-                                "o")
+    quick = latency.command_for(_record({}, quick=True, runtimes=list(latency.QUICK_RUNTIMES)), "o")
     args = latency.parser().parse_args(shlex.split(quick)[2:])
     assert args.quick and args.runtimes is None
 

@@ -3,11 +3,10 @@ import math
 import os
 import re
 
-import pytest
-
 import cost
 import harness
 import latency
+import pytest
 import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -17,48 +16,107 @@ VERDICTS = re.compile(r"\bmeets\b|\bmisses\b|over the limit|within the limit|\bl
 
 def _run(variant, seed, ap50s, params=1000, attention=None, attention_kwargs=None):
     epochs = [
-        {"epoch": i + 1, "loss": 1.0, "train_seconds": 1.0,
-         **{m: v / 2 for m in report.METRICS}, "AP50": v}
+        {
+            "epoch": i + 1,
+            "loss": 1.0,
+            "train_seconds": 1.0,
+            **{m: v / 2 for m in report.METRICS},
+            "AP50": v,
+        }
         for i, v in enumerate(ap50s)
     ]
-    return {"variant": variant, "attention": attention or variant,
-            "attention_kwargs": attention_kwargs or {}, "seed": seed, "params": params,
-            "steps_per_epoch": 2, "epochs": epochs,
-            "final": {k: v for k, v in epochs[-1].items() if k != "epoch"}, "wall_seconds": 60.0}
+    return {
+        "variant": variant,
+        "attention": attention or variant,
+        "attention_kwargs": attention_kwargs or {},
+        "seed": seed,
+        "params": params,
+        "steps_per_epoch": 2,
+        "epochs": epochs,
+        "final": {k: v for k, v in epochs[-1].items() if k != "epoch"},
+        "wall_seconds": 60.0,
+    }
 
 
 def _result(runs, variants, seeds):
-    settings = dict(dataset="builtin", variants=variants, seeds=seeds, out="o", data_dir="d",
-                    input_size=64, image_size=64, train_images=8, val_images=4, epochs=3,
-                    batch_size=4, steps_per_epoch=2, kv_pool_size=3,
-                    backbone="mobilenet_v2", alpha=0.35, optimizer="adamw", lr=0.002,
-                    schedule="cosine")
-    return {"dataset": "builtin", "settings": settings, "runs": runs,
-            "machine": {"cpu": "test cpu", "cores": 2, "load_average_1min_before": 1.0,
-                        "load_average_1min_after": 1.0, "tensorflow": "x", "platform": "y"}}
+    settings = dict(
+        dataset="builtin",
+        variants=variants,
+        seeds=seeds,
+        out="o",
+        data_dir="d",
+        input_size=64,
+        image_size=64,
+        train_images=8,
+        val_images=4,
+        epochs=3,
+        batch_size=4,
+        steps_per_epoch=2,
+        kv_pool_size=3,
+        backbone="mobilenet_v2",
+        alpha=0.35,
+        optimizer="adamw",
+        lr=0.002,
+        schedule="cosine",
+    )
+    return {
+        "dataset": "builtin",
+        "settings": settings,
+        "runs": runs,
+        "machine": {
+            "cpu": "test cpu",
+            "cores": 2,
+            "load_average_1min_before": 1.0,
+            "load_average_1min_after": 1.0,
+            "tensorflow": "x",
+            "platform": "y",
+        },
+    }
 
 
 def _cost_row(name, group, attention, flops, latency_ms, kwargs=None):
-    return {"name": name, "group": group, "attention": attention,
-            "attention_kwargs": kwargs or {}, "model": {"input_size": 192}, "params": 1000,
-            "flops": flops, "latency_rounds_ms": [latency_ms, latency_ms + 1]}
+    return {
+        "name": name,
+        "group": group,
+        "attention": attention,
+        "attention_kwargs": kwargs or {},
+        "model": {"input_size": 192},
+        "params": 1000,
+        "flops": flops,
+        "latency_rounds_ms": [latency_ms, latency_ms + 1],
+    }
 
 
 def _cost(rows):
     peaks = {"latency": 20.0, "throughput": 40.0, "train_step": 30.0}
     for r in rows:
         seconds = r["latency_rounds_ms"][0] / 1000
-        cost._timings(r, {"latency": seconds, "throughput": 2 * seconds,
-                          "train_step": 3 * seconds}, peaks)
+        cost._timings(
+            r, {"latency": seconds, "throughput": 2 * seconds, "train_step": 3 * seconds}, peaks
+        )
     cost._ratios(rows)
-    return {"rows": rows, "peak_gflops": peaks, "cross_check": [
-                {"what": "Conv2D", "counted": 10, "analytic": 10}],
-            "settings": {"runs": 2, "batch_runs": 2, "train_runs": 1, "warmup": 1,
-                         "measurements": list(cost.MEASUREMENTS), "batch_size": 8,
-                         "peak_matmul_size": 128},
-            "machine": {"cpu": "test cpu", "cores": 2, "load_average_1min_before": 1.0,
-                        "load_average_1min_after": 1.2, "tensorflow": "x"},
-            "seconds": 60.0}
+    return {
+        "rows": rows,
+        "peak_gflops": peaks,
+        "cross_check": [{"what": "Conv2D", "counted": 10, "analytic": 10}],
+        "settings": {
+            "runs": 2,
+            "batch_runs": 2,
+            "train_runs": 1,
+            "warmup": 1,
+            "measurements": list(cost.MEASUREMENTS),
+            "batch_size": 8,
+            "peak_matmul_size": 128,
+        },
+        "machine": {
+            "cpu": "test cpu",
+            "cores": 2,
+            "load_average_1min_before": 1.0,
+            "load_average_1min_after": 1.2,
+            "tensorflow": "x",
+        },
+        "seconds": 60.0,
+    }
 
 
 def _table_rows(text, first_cell):
@@ -67,9 +125,12 @@ def _table_rows(text, first_cell):
 
 def test_verdicts_follow_the_seed_spread():
     runs = [
-        _run("none", 0, [0.1, 0.2, 0.30]), _run("none", 1, [0.1, 0.2, 0.34]),
-        _run("cfsam", 0, [0.2, 0.3, 0.33]), _run("cfsam", 1, [0.2, 0.35, 0.35]),
-        _run("se", 0, [0.3, 0.5, 0.60]), _run("se", 1, [0.3, 0.5, 0.62]),
+        _run("none", 0, [0.1, 0.2, 0.30]),
+        _run("none", 1, [0.1, 0.2, 0.34]),
+        _run("cfsam", 0, [0.2, 0.3, 0.33]),
+        _run("cfsam", 1, [0.2, 0.35, 0.35]),
+        _run("se", 0, [0.3, 0.5, 0.60]),
+        _run("se", 1, [0.3, 0.5, 0.62]),
     ]
     summary = report.comparison_summary(_result(runs, ["none", "cfsam", "se"], [0, 1]))
     assert summary["none"]["verdict"] == "baseline"
@@ -91,18 +152,24 @@ def test_single_seed_is_never_called_a_difference():
 
 def test_comparison_latency_comes_from_the_demo_rows_of_the_cost_table():
     kv = {"embed_dim": 8, "kv_pool_size": 3}
-    runs = [_run("none", 0, [0.1, 0.2]),
-            _run("cfsam", 0, [0.1, 0.3], attention_kwargs={"embed_dim": 8}),
-            _run("cfsam_kv3", 0, [0.1, 0.3], attention="cfsam", attention_kwargs=kv),
-            _run("eca", 0, [0.1, 0.3])]
+    runs = [
+        _run("none", 0, [0.1, 0.2]),
+        _run("cfsam", 0, [0.1, 0.3], attention_kwargs={"embed_dim": 8}),
+        _run("cfsam_kv3", 0, [0.1, 0.3], attention="cfsam", attention_kwargs=kv),
+        _run("eca", 0, [0.1, 0.3]),
+    ]
     result = _result(runs, ["none", "cfsam", "cfsam_kv3", "eca"], [0])
     # An old compare.json still carries the recipe's own latency: it is ignored.
     result["latency"] = {v: {"latency_ratio": 9.99} for v in result["settings"]["variants"]}
     demo = cost.DEMO_GROUP
-    costs = _cost([_cost_row("d none", demo, "none", 100, 10.0),
-                   _cost_row("d cfsam", demo, "cfsam", 150, 20.0, {"embed_dim": 8}),
-                   _cost_row("d cfsam kv3", demo, "cfsam", 120, 15.0, dict(reversed(kv.items()))),
-                   _cost_row("v eca", "SSD300-VGG16", "eca", 100, 30.0)])
+    costs = _cost(
+        [
+            _cost_row("d none", demo, "none", 100, 10.0),
+            _cost_row("d cfsam", demo, "cfsam", 150, 20.0, {"embed_dim": 8}),
+            _cost_row("d cfsam kv3", demo, "cfsam", 120, 15.0, dict(reversed(kv.items()))),
+            _cost_row("v eca", "SSD300-VGG16", "eca", 100, 30.0),
+        ]
+    )
     table = report.comparison_table(result, costs)
     cells = {line.split(" | ")[0][2:]: line.split(" | ")[10] for line in table.splitlines()[2:]}
     assert cells == {"none": "x1.00", "cfsam": "x2.00", "cfsam_kv3": "x1.50", "eca": "n/a"}
@@ -112,17 +179,24 @@ def test_comparison_latency_comes_from_the_demo_rows_of_the_cost_table():
 
 def test_cost_section_renders_every_row_and_states_no_goal_verdict(tmp_path):
     vgg, demo = "SSD300-VGG16", cost.DEMO_GROUP
-    rows = [_cost_row("vgg16 none", vgg, "none", 100e9, 100.0),
-            _cost_row("vgg16 cfsam", vgg, "cfsam", 125e9, 115.0),
-            _cost_row("vgg16 se", vgg, "se", 100.1e9, 98.0),
-            _cost_row("demo none", demo, "none", 1e9, 10.0),
-            _cost_row("demo eca", demo, "eca", 1e9, 11.0)]
+    rows = [
+        _cost_row("vgg16 none", vgg, "none", 100e9, 100.0),
+        _cost_row("vgg16 cfsam", vgg, "cfsam", 125e9, 115.0),
+        _cost_row("vgg16 se", vgg, "se", 100.1e9, 98.0),
+        _cost_row("demo none", demo, "none", 1e9, 10.0),
+        _cost_row("demo eca", demo, "eca", 1e9, 11.0),
+    ]
     shapes = [[38, 38, 512], [19, 19, 1024], [10, 10, 512], [5, 5, 256], [3, 3, 256], [1, 1, 256]]
     results = _cost(rows)
-    results["cross_check"].append({
-        "what": "CFSAM module of 'vgg16 cfsam' (x)", "counted": 14e9, "analytic": 13e9,
-        "analytic_parts": cost.cfsam_matmul_flops([tuple(s) for s in shapes]),
-        "feature_shapes": shapes})
+    results["cross_check"].append(
+        {
+            "what": "CFSAM module of 'vgg16 cfsam' (x)",
+            "counted": 14e9,
+            "analytic": 13e9,
+            "analytic_parts": cost.cfsam_matmul_flops([tuple(s) for s in shapes]),
+            "feature_shapes": shapes,
+        }
+    )
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "cost.json").write_text(json.dumps(results))
     text = report.render_results(str(tmp_path / "results"), str(tmp_path / "results.md"))
@@ -140,14 +214,33 @@ def test_cost_section_renders_every_row_and_states_no_goal_verdict(tmp_path):
 
 
 def test_latency_section_renders_every_model(tmp_path):
-    record = {"results": {name: {"Keras": {"median_ms": 10.0}, "TFLite fp32": {"median_ms": 5.0},
-                                 harness.PEAK: {"gflop_per_s": 10.0}} for name in ("m1", "m2")},
-              "gflops": {"m1": 0.1, "m2": 0.2},
-              "settings": {"runs": 3, "warmup": 1, "peak_size": 64, "quick": False,
-                           "runtimes": ["Keras", "TFLite fp32"], "threads_flag": None,
-                           "score_threshold": 0.01, "max_detections": 200},
-              "machine": {"cpu": "c", "cores": 2, "load_average_1min_before": 1.0,
-                          "load_average_1min_after": 1.0}}
+    record = {
+        "results": {
+            name: {
+                "Keras": {"median_ms": 10.0},
+                "TFLite fp32": {"median_ms": 5.0},
+                harness.PEAK: {"gflop_per_s": 10.0},
+            }
+            for name in ("m1", "m2")
+        },
+        "gflops": {"m1": 0.1, "m2": 0.2},
+        "settings": {
+            "runs": 3,
+            "warmup": 1,
+            "peak_size": 64,
+            "quick": False,
+            "runtimes": ["Keras", "TFLite fp32"],
+            "threads_flag": None,
+            "score_threshold": 0.01,
+            "max_detections": 200,
+        },
+        "machine": {
+            "cpu": "c",
+            "cores": 2,
+            "load_average_1min_before": 1.0,
+            "load_average_1min_after": 1.0,
+        },
+    }
     (tmp_path / "latency.json").write_text(json.dumps(record))
     text = report.render_results(str(tmp_path))
     assert latency.latency_table(record) in text
@@ -156,8 +249,11 @@ def test_latency_section_renders_every_model(tmp_path):
 
 def test_missing_results_name_the_commands_that_make_them(tmp_path):
     text = report.render_results(str(tmp_path))
-    for command in ("python benchmarks/cost.py", "python recipes/compare_attention.py",
-                    "python benchmarks/latency.py"):
+    for command in (
+        "python benchmarks/cost.py",
+        "python recipes/compare_attention.py",
+        "python benchmarks/latency.py",
+    ):
         assert command in text
 
 
@@ -198,27 +294,34 @@ def test_committed_page_is_rendered_from_the_committed_json(monkeypatch):
 
 def test_claims_follow_the_comparison():
     runs = [
-        _run("none", 0, [0.1, 0.2, 0.30]), _run("none", 1, [0.1, 0.2, 0.32]),
-        _run("cfsam", 0, [0.2, 0.35, 0.50]), _run("cfsam", 1, [0.2, 0.34, 0.52]),
-        _run("se", 0, [0.1, 0.2, 0.31]), _run("se", 1, [0.1, 0.2, 0.30]),
+        _run("none", 0, [0.1, 0.2, 0.30]),
+        _run("none", 1, [0.1, 0.2, 0.32]),
+        _run("cfsam", 0, [0.2, 0.35, 0.50]),
+        _run("cfsam", 1, [0.2, 0.34, 0.52]),
+        _run("se", 0, [0.1, 0.2, 0.31]),
+        _run("se", 1, [0.1, 0.2, 0.30]),
     ]
     result = _result(runs, ["none", "cfsam", "se"], [0, 1])
-    beats, faster, _ = report._comparison_claims(report.comparison_summary(result),
-                                                 result["settings"])
+    beats, faster, _ = report._comparison_claims(
+        report.comparison_summary(result), result["settings"]
+    )
     assert "Supported" in beats and "0.510 against 0.310" in beats and "above it" in beats
     assert "Supported" in faster and "epoch 2 of 3" in faster
     runs[2], runs[3] = _run("cfsam", 0, [0.1, 0.2, 0.31]), _run("cfsam", 1, [0.1, 0.2, 0.30])
-    beats, faster, _ = report._comparison_claims(report.comparison_summary(result),
-                                                 result["settings"])
+    beats, faster, _ = report._comparison_claims(
+        report.comparison_summary(result), result["settings"]
+    )
     assert "Not shown" in beats and "no difference from it" in beats
     assert "Not shown" in faster and "never" in faster
 
 
 def test_load_is_set_against_the_core_count():
-    calm = report._load_sentence({"load_average_1min_before": 0.5,
-                                  "load_average_1min_after": 2.1, "cores": 2})
-    busy = report._load_sentence({"load_average_1min_before": 4.0,
-                                  "load_average_1min_after": 2.1, "cores": 2})
+    calm = report._load_sentence(
+        {"load_average_1min_before": 0.5, "load_average_1min_after": 2.1, "cores": 2}
+    )
+    busy = report._load_sentence(
+        {"load_average_1min_before": 4.0, "load_average_1min_after": 2.1, "cores": 2}
+    )
     old = report._load_sentence({"load_average_1min": 2.1, "cores": 2})  # an older record
     assert "0.5" in calm and "2.1" in calm and calm != busy and "4.0" in busy
     assert "2.1" in old and old != calm

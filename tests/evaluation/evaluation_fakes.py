@@ -49,10 +49,12 @@ def eval_dataset(crowd=(), ground_truth=GT_XYXY):
 def perfect_detector(images):
     """Returns each image's ground truth (rel_xyxy) as detections, K = 4 rows."""
     images = np.asarray(images)
-    out = {"boxes": np.zeros((len(images), 4, 4), np.float32),
-           "scores": np.zeros((len(images), 4), np.float32),
-           "classes": np.zeros((len(images), 4), np.int32),
-           "num_detections": np.zeros(len(images), np.int32)}
+    out = {
+        "boxes": np.zeros((len(images), 4, 4), np.float32),
+        "scores": np.zeros((len(images), 4), np.float32),
+        "classes": np.zeros((len(images), 4), np.int32),
+        "num_detections": np.zeros(len(images), np.int32),
+    }
     for row, image in enumerate(images):
         i = int(image[0, 0, 0])
         (h, w), (gt_boxes, gt_classes) = SIZES[i], GT_XYXY[i]

@@ -1,4 +1,7 @@
-"""`cfsam-keras evaluate`: --help and one-line errors (the full run is in test_evaluation_end_to_end.py)."""
+"""`cfsam-keras evaluate`: --help and one-line errors.
+
+The full run is in test_evaluation_end_to_end.py.
+"""
 
 import pytest
 
@@ -17,9 +20,23 @@ def test_help_lists_every_option(capsys):
         cli.main(["evaluate", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--model", "--coco-annotations", "--image-dir", "--voc-devkit", "--year",
-                 "--tfds", "--split", "--data-dir", "--batch-size", "--score-threshold",
-                 "--iou-threshold", "--max-detections", "--max-images", "--out", "--verbose"):
+    for flag in (
+        "--model",
+        "--coco-annotations",
+        "--image-dir",
+        "--voc-devkit",
+        "--year",
+        "--tfds",
+        "--split",
+        "--data-dir",
+        "--batch-size",
+        "--score-threshold",
+        "--iou-threshold",
+        "--max-detections",
+        "--max-images",
+        "--out",
+        "--verbose",
+    ):
         assert flag in text, flag
 
 
@@ -36,18 +53,28 @@ def model_file(tmp_path):
         (["--model", "m.h5", "--tfds", "voc/2007"], "--model must be a .keras file"),
         (["--model", "absent.keras", "--tfds", "voc/2007"], "model file not found: absent.keras"),
         (["--model", "{model}"], "choose one dataset"),
-        (["--model", "{model}", "--tfds", "voc/2007", "--voc-devkit", "{tmp}"],
-         "choose one dataset: --coco-annotations FILE --image-dir DIR, --voc-devkit DIR or "
-         "--tfds NAME (got --voc-devkit and --tfds)"),
+        (
+            ["--model", "{model}", "--tfds", "voc/2007", "--voc-devkit", "{tmp}"],
+            "choose one dataset: --coco-annotations FILE --image-dir DIR, --voc-devkit DIR or "
+            "--tfds NAME (got --voc-devkit and --tfds)",
+        ),
         (["--model", "{model}", "--voc-devkit", "{tmp}/nope"], "VOC devkit folder not found"),
-        (["--model", "{model}", "--coco-annotations", "{tmp}/a.json"],
-         "--coco-annotations needs --image-dir DIR"),
-        (["--model", "{model}", "--coco-annotations", "{tmp}/a.json", "--image-dir", "{tmp}"],
-         "COCO annotation file not found"),
-        (["--model", "{model}", "--tfds", "voc/2007", "--batch-size", "0"],
-         "argument --batch-size: must be a positive int, got 0"),
-        (["--model", "{model}", "--tfds", "voc/2007", "--score-threshold", "1.5"],
-         "argument --score-threshold: must be in [0.0, 1.0), got 1.5"),
+        (
+            ["--model", "{model}", "--coco-annotations", "{tmp}/a.json"],
+            "--coco-annotations needs --image-dir DIR",
+        ),
+        (
+            ["--model", "{model}", "--coco-annotations", "{tmp}/a.json", "--image-dir", "{tmp}"],
+            "COCO annotation file not found",
+        ),
+        (
+            ["--model", "{model}", "--tfds", "voc/2007", "--batch-size", "0"],
+            "argument --batch-size: must be a positive int, got 0",
+        ),
+        (
+            ["--model", "{model}", "--tfds", "voc/2007", "--score-threshold", "1.5"],
+            "argument --score-threshold: must be in [0.0, 1.0), got 1.5",
+        ),
         # Passes the argument checks, then the file does not load as a model.
         (["--model", "{model}", "--voc-devkit", "{tmp}"], "--model: cannot load"),
     ],

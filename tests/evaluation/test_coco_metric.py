@@ -5,12 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from cfsam_keras.evaluation import (
-    COCO_METRIC_NAMES,
-    build_coco_ground_truth,
-    coco_evaluate,
-    load_coco_ground_truth,
-)
+from cfsam_keras.evaluation import COCO_METRIC_NAMES
+from cfsam_keras.evaluation import build_coco_ground_truth
+from cfsam_keras.evaluation import coco_evaluate
+from cfsam_keras.evaluation import load_coco_ground_truth
 
 # Two images of different sizes; non-contiguous category ids {1, 5, 9}.
 IMAGES = [
@@ -30,13 +28,20 @@ GT = [
 @pytest.fixture
 def annotation_file(tmp_path):
     annotations = [
-        {"id": i + 1, "image_id": im, "category_id": cat, "bbox": box,
-         "area": box[2] * box[3], "iscrowd": 0}
+        {
+            "id": i + 1,
+            "image_id": im,
+            "category_id": cat,
+            "bbox": box,
+            "area": box[2] * box[3],
+            "iscrowd": 0,
+        }
         for i, (im, cat, box) in enumerate(GT)
     ]
     path = tmp_path / "instances_val.json"
-    path.write_text(json.dumps({"images": IMAGES, "annotations": annotations,
-                                "categories": CATEGORIES}))
+    path.write_text(
+        json.dumps({"images": IMAGES, "annotations": annotations, "categories": CATEGORIES})
+    )
     return str(path)
 
 
@@ -87,8 +92,12 @@ def test_false_positive_ranked_first_by_hand(annotation_file):
     # is 2/3 at each of COCO's 101 recall points, at every IoU threshold.
     # cat and dog get no detections: AP 0. Mean over 3 categories = (2/3) / 3.
     dets = [
-        {"image_id": 11, "boxes": [[120, 40, 290, 190], [0, 150, 5, 155]],
-         "scores": [0.8, 0.99], "classes": [2, 2]},
+        {
+            "image_id": 11,
+            "boxes": [[120, 40, 290, 190], [0, 150, 5, 155]],
+            "scores": [0.8, 0.99],
+            "classes": [2, 2],
+        },
         {"image_id": 42, "boxes": [[20, 20, 50, 50]], "scores": [0.7], "classes": [2]},
     ]
     metrics = coco_evaluate(dets, annotation_file)
@@ -97,8 +106,9 @@ def test_false_positive_ranked_first_by_hand(annotation_file):
 
 
 def test_empty_detections_give_zeros(annotation_file):
-    dets = [{"image_id": i, "boxes": np.zeros((0, 4)), "scores": [], "classes": []}
-            for i in (11, 42)]
+    dets = [
+        {"image_id": i, "boxes": np.zeros((0, 4)), "scores": [], "classes": []} for i in (11, 42)
+    ]
     metrics = coco_evaluate(dets, annotation_file)
     assert metrics["AP"] == 0.0 and metrics["AP50"] == 0.0 and metrics["AR100"] == 0.0
     assert metrics["AP_medium"] == -1.0
@@ -106,9 +116,14 @@ def test_empty_detections_give_zeros(annotation_file):
 
 def test_in_memory_ground_truth_and_difficult_boxes():
     gts = [
-        {"image_id": 1, "height": 100, "width": 100,
-         "boxes": [[10, 10, 60, 60], [70, 70, 95, 95]], "classes": [0, 1],
-         "difficult": [False, True]},
+        {
+            "image_id": 1,
+            "height": 100,
+            "width": 100,
+            "boxes": [[10, 10, 60, 60], [70, 70, 95, 95]],
+            "classes": [0, 1],
+            "difficult": [False, True],
+        },
     ]
     coco_gt = build_coco_ground_truth(gts, class_names=["a", "b"])
     assert coco_gt.getCatIds() == [1, 2]
@@ -117,8 +132,14 @@ def test_in_memory_ground_truth_and_difficult_boxes():
     # Class "b" only has a difficult box: undefined (-1) and left out of the mean.
     assert base["AP"] == pytest.approx(1.0)
     # A detection on the difficult box is ignored, not a false positive.
-    on_difficult = [{"image_id": 1, "boxes": [[10, 10, 60, 60], [70, 70, 95, 95]],
-                     "scores": [0.5, 0.9], "classes": [0, 1]}]
+    on_difficult = [
+        {
+            "image_id": 1,
+            "boxes": [[10, 10, 60, 60], [70, 70, 95, 95]],
+            "scores": [0.5, 0.9],
+            "classes": [0, 1],
+        }
+    ]
     assert coco_evaluate(on_difficult, coco_gt)["AP"] == pytest.approx(1.0)
 
 

@@ -4,34 +4,41 @@ import json
 
 import numpy as np
 import pytest
+from evaluation_fakes import CATEGORY_IDS  # noqa: E402  (tests/evaluation is on sys.path)
+from evaluation_fakes import GT_XYXY  # noqa: E402  (tests/evaluation is on sys.path)
+from evaluation_fakes import IMAGE_IDS  # noqa: E402  (tests/evaluation is on sys.path)
+from evaluation_fakes import SIZES  # noqa: E402  (tests/evaluation is on sys.path)
+from evaluation_fakes import eval_dataset  # noqa: E402  (tests/evaluation is on sys.path)
+from evaluation_fakes import perfect_detector  # noqa: E402  (tests/evaluation is on sys.path)
 
-from cfsam_keras.evaluation import collect_detections, evaluate_detector
-
-from evaluation_fakes import (  # noqa: E402  (tests/evaluation is on sys.path)
-    CATEGORY_IDS,
-    GT_XYXY,
-    IMAGE_IDS,
-    SIZES,
-    eval_dataset,
-    perfect_detector,
-)
+from cfsam_keras.evaluation import collect_detections
+from cfsam_keras.evaluation import evaluate_detector
 
 
 @pytest.fixture
 def annotation_file(tmp_path):
-    images = [{"id": i, "height": h, "width": w, "file_name": f"{i}.jpg"}
-              for i, (h, w) in zip(IMAGE_IDS, SIZES)]
+    images = [
+        {"id": i, "height": h, "width": w, "file_name": f"{i}.jpg"}
+        for i, (h, w) in zip(IMAGE_IDS, SIZES)
+    ]
     annotations = []
     for image_id, (gt_boxes, gt_classes) in zip(IMAGE_IDS, GT_XYXY):
         for (x1, y1, x2, y2), c in zip(gt_boxes, gt_classes):
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": CATEGORY_IDS[c], "iscrowd": 0,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                "area": (x2 - x1) * (y2 - y1)})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": CATEGORY_IDS[c],
+                    "iscrowd": 0,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                }
+            )
     categories = [{"id": c, "name": f"c{c}"} for c in CATEGORY_IDS]
     path = tmp_path / "instances.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": categories}))
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
     return str(path)
 
 
@@ -45,16 +52,26 @@ def test_collect_maps_to_original_pixels():
 
 
 def test_perfect_detector_against_original_coco_file(annotation_file):
-    results = evaluate_detector(perfect_detector, eval_dataset(), num_classes=3,
-                                coco_gt=annotation_file, category_ids=CATEGORY_IDS)
+    results = evaluate_detector(
+        perfect_detector,
+        eval_dataset(),
+        num_classes=3,
+        coco_gt=annotation_file,
+        category_ids=CATEGORY_IDS,
+    )
     assert results["num_images"] == 2
     assert results["coco"]["AP"] == pytest.approx(1.0)
     assert results["coco"]["AP75"] == pytest.approx(1.0)
     assert results["voc_map"] == pytest.approx(1.0)
     assert results["voc_map_area"] == pytest.approx(1.0)
     # A wrong id mapping is caught by the score, so the mapping above is what matched.
-    wrong = evaluate_detector(perfect_detector, eval_dataset(), num_classes=3,
-                              coco_gt=annotation_file, category_ids=[5, 1, 9])
+    wrong = evaluate_detector(
+        perfect_detector,
+        eval_dataset(),
+        num_classes=3,
+        coco_gt=annotation_file,
+        category_ids=[5, 1, 9],
+    )
     assert wrong["coco"]["AP"] < 0.5
 
 
@@ -93,10 +110,12 @@ RANKED = [  # per image: (absolute xyxy box, score)
 def ranked_detector(images):
     """Returns RANKED's class-0 detections (rel_xyxy), K = 2 rows."""
     images = np.asarray(images)
-    out = {"boxes": np.zeros((len(images), 2, 4), np.float32),
-           "scores": np.zeros((len(images), 2), np.float32),
-           "classes": np.zeros((len(images), 2), np.int32),
-           "num_detections": np.zeros(len(images), np.int32)}
+    out = {
+        "boxes": np.zeros((len(images), 2, 4), np.float32),
+        "scores": np.zeros((len(images), 2), np.float32),
+        "classes": np.zeros((len(images), 2), np.int32),
+        "num_detections": np.zeros(len(images), np.int32),
+    }
     for row, image in enumerate(images):
         i = int(image[0, 0, 0])
         h, w = SIZES[i]
@@ -114,8 +133,9 @@ def test_voc07_and_area_map_of_an_imperfect_detector():
     # VOC2010+: area under the interpolated curve, 1 up to recall 1/2, then 2/3.
     area = 0.5 * 1.0 + 0.5 * (2 / 3)
     assert abs(voc07 - area) > 0.01
-    results = evaluate_detector(ranked_detector, eval_dataset(ground_truth=ONE_CLASS_GT),
-                                num_classes=1)
+    results = evaluate_detector(
+        ranked_detector, eval_dataset(ground_truth=ONE_CLASS_GT), num_classes=1
+    )
     assert results["voc_map"] == pytest.approx(voc07, abs=1e-9)
     assert results["voc_map_area"] == pytest.approx(area, abs=1e-9)
     assert results["voc_per_class_ap"] == pytest.approx([voc07], abs=1e-9)

@@ -7,13 +7,21 @@ import os
 import keras
 import numpy as np
 import pytest
+from evaluation_fakes import eval_dataset
+from evaluation_fakes import perfect_detector
 
 from cfsam_keras.evaluation import EvaluationCallback
 
-from evaluation_fakes import eval_dataset, perfect_detector
-
-KEYS = ["val_AP", "val_AP50", "val_AP75", "val_AP_small", "val_AP_medium", "val_AP_large",
-        "val_voc_map", "val_voc_map_area"]
+KEYS = [
+    "val_AP",
+    "val_AP50",
+    "val_AP75",
+    "val_AP_small",
+    "val_AP_medium",
+    "val_AP_large",
+    "val_voc_map",
+    "val_voc_map_area",
+]
 
 
 def _tiny_fit(callbacks, epochs):
@@ -24,8 +32,13 @@ def _tiny_fit(callbacks, epochs):
 
 
 def test_adds_val_keys_for_later_callbacks(tmp_path):
-    evaluation = EvaluationCallback(perfect_detector, eval_dataset(), every_n_epochs=2,
-                                    num_classes=3, log_dir=str(tmp_path / "logs"))
+    evaluation = EvaluationCallback(
+        perfect_detector,
+        eval_dataset(),
+        every_n_epochs=2,
+        num_classes=3,
+        log_dir=str(tmp_path / "logs"),
+    )
     csv_path = str(tmp_path / "log.csv")
     history = _tiny_fit([evaluation, keras.callbacks.CSVLogger(csv_path)], epochs=2)
     # Epoch 1 is not an evaluation epoch: NaN, so the CSV columns exist from the start.

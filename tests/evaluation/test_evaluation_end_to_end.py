@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from cfsam_keras import data
-from cfsam_keras.evaluation import EvaluationCallback, evaluate_detector
+from cfsam_keras.evaluation import EvaluationCallback
+from cfsam_keras.evaluation import evaluate_detector
 
 # Images of different sizes and ids; category ids {1, 5, 9} (not contiguous).
 IMAGES = [  # (image id, width, height, [(category id, xywh)])
@@ -29,13 +30,21 @@ def coco_folder(tmp_path):
         Image.fromarray(rng.integers(0, 255, (h, w, 3), np.uint8)).save(tmp_path / "img" / name)
         images.append({"id": image_id, "file_name": name, "width": w, "height": h})
         for cat, box in objects:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": cat, "bbox": box, "area": box[2] * box[3],
-                                "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": c, "name": f"cat{c}"} for c in (1, 5, 9)]
     ann = tmp_path / "instances.json"
-    ann.write_text(json.dumps({"images": images, "annotations": annotations,
-                               "categories": categories}))
+    ann.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
     return str(ann), str(tmp_path / "img")
 
 
@@ -52,10 +61,12 @@ class GroundTruthOracle:
     def __call__(self, images):
         batch = [next(self.examples) for _ in range(int(images.shape[0]))]
         k = max(len(ex["classes"]) for ex in batch)
-        out = {"boxes": np.zeros((len(batch), k, 4), np.float32),
-               "scores": np.zeros((len(batch), k), np.float32),
-               "classes": np.zeros((len(batch), k), np.int32),
-               "num_detections": np.zeros(len(batch), np.int32)}
+        out = {
+            "boxes": np.zeros((len(batch), k, 4), np.float32),
+            "scores": np.zeros((len(batch), k), np.float32),
+            "classes": np.zeros((len(batch), k), np.int32),
+            "num_detections": np.zeros(len(batch), np.int32),
+        }
         for i, ex in enumerate(batch):
             n = len(ex["classes"])
             out["boxes"][i, :n] = ex["boxes"].numpy()
@@ -81,8 +92,9 @@ def test_real_pipeline_maps_back_to_original_ids_and_sizes(coco_folder):
 def tiny_model():
     from cfsam_keras.models import SSD300
 
-    return SSD300(3, backbone="mobilenet_v2", attention="none", input_size=64,
-                  backbone_kwargs={"alpha": 0.35})
+    return SSD300(
+        3, backbone="mobilenet_v2", attention="none", input_size=64, backbone_kwargs={"alpha": 0.35}
+    )
 
 
 def test_callback_wraps_a_tiny_ssd_model(coco_folder, tiny_model):
@@ -95,8 +107,16 @@ def test_callback_wraps_a_tiny_ssd_model(coco_folder, tiny_model):
     callback.on_epoch_end(0, logs)
     # The detector is built once around the training model and shares its weights.
     assert callback.detector.get_layer(tiny_model.name) is tiny_model
-    for key in ("val_AP", "val_AP50", "val_AP75", "val_AP_small", "val_AP_medium",
-                "val_AP_large", "val_voc_map", "val_voc_map_area"):
+    for key in (
+        "val_AP",
+        "val_AP50",
+        "val_AP75",
+        "val_AP_small",
+        "val_AP_medium",
+        "val_AP_large",
+        "val_voc_map",
+        "val_voc_map_area",
+    ):
         assert not math.isnan(logs[key]) and -1.0 <= logs[key] <= 1.0, key
     assert callback.last_results["num_images"] == 3
 
@@ -113,8 +133,21 @@ def test_cli_evaluate_saved_model(coco_folder, tiny_model, tmp_path, capsys, mon
     tiny_model.save(path)
     out = str(tmp_path / "out" / "eval.json")
     ann, images = coco_folder
-    rc = main(["evaluate", "--model", path, "--coco-annotations", ann, "--image-dir", images,
-               "--batch-size", "2", "--out", out])
+    rc = main(
+        [
+            "evaluate",
+            "--model",
+            path,
+            "--coco-annotations",
+            ann,
+            "--image-dir",
+            images,
+            "--batch-size",
+            "2",
+            "--out",
+            out,
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0
     assert "AP50" in printed and "cat9" in printed and "mAP VOC07 11-point" in printed
@@ -124,10 +157,12 @@ def test_cli_evaluate_saved_model(coco_folder, tiny_model, tmp_path, capsys, mon
     assert set(report["coco"]) >= {"AP", "AP50", "AR100"}
 
     wrong = str(tmp_path / "wrong.keras")
-    SSD300(4, backbone="mobilenet_v2", attention="none", input_size=64,
-           backbone_kwargs={"alpha": 0.35}).save(wrong)
+    SSD300(
+        4, backbone="mobilenet_v2", attention="none", input_size=64, backbone_kwargs={"alpha": 0.35}
+    ).save(wrong)
     rc = main(["evaluate", "--model", wrong, "--coco-annotations", ann, "--image-dir", images])
     err = capsys.readouterr().err.strip()
     assert rc == 2
-    assert err == ("cfsam-keras evaluate: error: the model predicts 4 classes but the "
-                   "dataset has 3")
+    assert err == (
+        "cfsam-keras evaluate: error: the model predicts 4 classes but the dataset has 3"
+    )

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cfsam_keras.evaluation import voc_ap, voc_map
+from cfsam_keras.evaluation import voc_ap
+from cfsam_keras.evaluation import voc_map
 
 A = [10, 10, 50, 50]
 B = [60, 60, 90, 90]
@@ -137,4 +138,6 @@ def test_to_devkit_boxes_makes_devkit_iou_the_continuous_iou():
     # Continuous IoU of (0,0,4,2) with (0,0,4,4) is 0.5 exactly: not a match.
     assert voc_map([det(to_devkit_boxes([[0, 0, 4, 2]]), [0.9])], truth)["mAP"] == 0.0
     # Continuous IoU of (0,0,4,2.5) is 0.625: a match.
-    assert voc_map([det(to_devkit_boxes([[0, 0, 4, 2.5]]), [0.9])], truth)["mAP"] == pytest.approx(1.0)
+    assert voc_map([det(to_devkit_boxes([[0, 0, 4, 2.5]]), [0.9])], truth)["mAP"] == pytest.approx(
+        1.0
+    )

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from export_helpers import NUM_CLASSES
 from export_helpers import SIZE
 
@@ -47,11 +46,16 @@ def trained_model(shapes_dataset, tmp_path_factory):
 
     keras.utils.set_random_seed(7)
     model = SSD300(
-        class_names=list(BUILTIN_CLASSES), backbone="small_vgg", attention="none", input_size=SIZE,
+        class_names=list(BUILTIN_CLASSES),
+        backbone="small_vgg",
+        attention="none",
+        input_size=SIZE,
     )
     source = coco(*shapes_dataset["train"])
     data = train_pipeline(source, model_default_boxes(model), SIZE, 8, seed=0, augment=False)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=MultiBoxLoss(NUM_CLASSES), jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss=MultiBoxLoss(NUM_CLASSES), jit_compile=False
+    )
     model.fit(data, steps_per_epoch=60, epochs=1, verbose=0)
     images = next(iter(eval_pipeline(source, SIZE, 8)))["images"].numpy()
     _recalibrate_batch_norm(model, images)

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from export_helpers import NUM_CLASSES
 from export_helpers import SIZE
+from export_helpers import box_iou
 from export_helpers import random_images
 from export_helpers import saved_model_cli
 
 from cfsam_keras.data import BUILTIN_CLASSES
-
-from export_helpers import box_iou
 from cfsam_keras.models import model_config
 
 
@@ -23,8 +22,10 @@ def _keras_detections(model, images, **kwargs):
 
     out = detector(model, **kwargs).predict_on_batch(images.astype(np.float32))
     return [
-        {k: np.asarray(out[key][i])[: out["num_detections"][i]] for k, key in
-         (("boxes", "boxes"), ("scores", "scores"), ("classes", "classes"))}
+        {
+            k: np.asarray(out[key][i])[: out["num_detections"][i]]
+            for k, key in (("boxes", "boxes"), ("scores", "scores"), ("classes", "classes"))
+        }
         for i in range(len(images))
     ]
 
@@ -56,7 +57,9 @@ def test_next_version(tmp_path):
 
 
 def test_box_iou():
-    iou = box_iou(np.array([[0, 0, 1, 1]]), np.array([[0, 0, 1, 1], [0.5, 0, 1.5, 1], [2, 2, 3, 3]]))
+    iou = box_iou(
+        np.array([[0, 0, 1, 1]]), np.array([[0, 0, 1, 1], [0.5, 0, 1.5, 1], [2, 2, 3, 3]])
+    )
     np.testing.assert_allclose(iou[0], [1.0, 1 / 3, 0.0])
 
 
@@ -91,9 +94,13 @@ def _cli(*argv):
 
 
 def test_cli_one_line_errors(tmp_path):
-    code, message = _cli("export", "--model", "model.h5", "--format", "tflite", "--out", str(tmp_path))
+    code, message = _cli(
+        "export", "--model", "model.h5", "--format", "tflite", "--out", str(tmp_path)
+    )
     assert code == 2 and "must be a .keras file" in message
-    code, message = _cli("export", "--model", str(tmp_path / "x.keras"), "--format", "tflite", "--out", str(tmp_path))
+    code, message = _cli(
+        "export", "--model", str(tmp_path / "x.keras"), "--format", "tflite", "--out", str(tmp_path)
+    )
     assert code == 2 and "no such file" in message
     code, message = _cli("predict", "--tflite", "m.tflite", str(tmp_path / "missing"))
     assert code == 2 and "no such file or folder" in message and "missing" in message
@@ -136,9 +143,20 @@ def test_saved_model_layout_and_cli(saved_model_dir, tmp_path):
     assert "detection_boxes" in shown and "DT_UINT8" in shown and "DT_STRING" in shown
     np.save(tmp_path / "images.npy", np.zeros((1, 50, 70, 3), np.uint8))
     ran = subprocess.run(
-        [cli, "run", "--dir", saved_model_dir, "--tag_set", "serve", "--signature_def",
-         "serving_default", "--inputs", f"images={tmp_path / 'images.npy'}"],
-        capture_output=True, text=True,
+        [
+            cli,
+            "run",
+            "--dir",
+            saved_model_dir,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'images.npy'}",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "num_detections" in ran.stdout and "detection_boxes" in ran.stdout
@@ -161,7 +179,10 @@ def test_saved_model_matches_keras_detector(trained_model, saved_model_dir):
             np.testing.assert_array_equal(out["detection_classes"].numpy()[i, :n], ref["classes"])
             names = out["detection_class_names"].numpy()[i, :n].astype(str)
             assert list(names) == [model_config(model)["class_names"][c] for c in ref["classes"]]
-    assert sum(len(r["boxes"]) for r in _keras_detections(model, train_images, score_threshold=0.3)) > 0
+    assert (
+        sum(len(r["boxes"]) for r in _keras_detections(model, train_images, score_threshold=0.3))
+        > 0
+    )
 
 
 @pytest.mark.slow
@@ -171,7 +192,11 @@ def test_saved_model_any_size_bytes_and_errors(saved_model_dir):
     loaded = tf.saved_model.load(saved_model_dir)
     serve, serve_bytes = loaded.signatures["serving_default"], loaded.signatures["serving_bytes"]
     image = random_images(1, seed=5)[0]
-    big = tf.image.resize(image[None], [2 * SIZE, 3 * SIZE], method="nearest").numpy().astype(np.uint8)
+    big = (
+        tf.image.resize(image[None], [2 * SIZE, 3 * SIZE], method="nearest")
+        .numpy()
+        .astype(np.uint8)
+    )
     # Boxes are normalised to the original image, so a stretched copy finds the same boxes.
     a, b = serve(images=tf.constant(image[None])), serve(images=tf.constant(big))
     assert int(a["num_detections"][0]) > 0
@@ -179,7 +204,10 @@ def test_saved_model_any_size_bytes_and_errors(saved_model_dir):
     c = serve_bytes(images=tf.constant([png, png]))
     for key in ("detection_boxes", "detection_scores", "detection_classes", "num_detections"):
         np.testing.assert_allclose(c[key].numpy()[1], a[key].numpy()[0], atol=1e-5)
-    assert np.abs(b["detection_scores"].numpy()[0, :5] - a["detection_scores"].numpy()[0, :5]).max() < 0.1
+    assert (
+        np.abs(b["detection_scores"].numpy()[0, :5] - a["detection_scores"].numpy()[0, :5]).max()
+        < 0.1
+    )
 
     with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG or PNG image"):
         serve_bytes(images=tf.constant([png, b"garbage"]))
@@ -202,7 +230,9 @@ def test_saved_model_loads_without_cfsam_keras(saved_model_dir):
         "print('ok')\n"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/"
+    )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
 
 
@@ -236,7 +266,11 @@ def _file_ops(path):
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        ops.add(code.CustomCode().decode() if builtin == schema.BuiltinOperator.CUSTOM else names[builtin])
+        ops.add(
+            code.CustomCode().decode()
+            if builtin == schema.BuiltinOperator.CUSTOM
+            else names[builtin]
+        )
     return ops
 
 
@@ -272,7 +306,9 @@ def test_tflite_quantized_detections_match(trained_model, tmp_path, quantization
     from cfsam_keras.export import export_tflite
 
     model, _, train_images = trained_model
-    path = export_tflite(model, str(tmp_path / f"m_{quantization}.tflite"), quantization=quantization)
+    path = export_tflite(
+        model, str(tmp_path / f"m_{quantization}.tflite"), quantization=quantization
+    )
     predictor, detections = _tflite_detections(path, train_images)
     _builtin_ops_only(path)
     assert _assert_matched(_keras_detections(model, train_images), detections, 0.3, 0.9) >= 5
@@ -293,13 +329,17 @@ def test_tflite_int8_ap50_close_to_float(trained_model, shapes_dataset, tflite_f
     # The model was fitted to the train split; score it there so AP50 is far from 0.
     source = coco(*shapes_dataset["train"])
     path = export_tflite(
-        model, str(tmp_path / "m_int8.tflite"), quantization="int8",
+        model,
+        str(tmp_path / "m_int8.tflite"),
+        quantization="int8",
         representative_data=eval_pipeline(source, SIZE, 1),
     )
 
     ap = {}
     for name, file in (("float", tflite_float32), ("int8", path)):
-        result = evaluate_detector(batch_detector(load_predictor("tflite", file)), source, input_size=SIZE)
+        result = evaluate_detector(
+            batch_detector(load_predictor("tflite", file)), source, input_size=SIZE
+        )
         ap[name] = result["coco"]["AP50"]
     assert ap["float"] > 0.3, ap
     assert abs(ap["int8"] - ap["float"]) <= 0.02, ap
@@ -312,15 +352,22 @@ def test_tflite_int8_ap50_close_to_float(trained_model, shapes_dataset, tflite_f
 def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset, tmp_path):
     _, keras_path, _ = trained_model
     # No --class-names: the names travel in the .keras file.
-    code, _ = _cli("export", "--model", keras_path, "--format", "saved_model", "--out", str(tmp_path / "exp"))
+    code, _ = _cli(
+        "export", "--model", keras_path, "--format", "saved_model", "--out", str(tmp_path / "exp")
+    )
     assert code == 0 and os.path.isdir(tmp_path / "exp" / "1")
-    code, _ = _cli("export", "--model", keras_path, "--format", "tflite", "--out", str(tmp_path / "exp"))
+    code, _ = _cli(
+        "export", "--model", keras_path, "--format", "tflite", "--out", str(tmp_path / "exp")
+    )
     tflite = tmp_path / "exp" / "small.tflite"
     assert code == 0 and tflite.is_file()
     images = shapes_dataset["train"][1]
     results = {}
-    for flag, value in (("--model", keras_path), ("--saved-model", str(tmp_path / "exp" / "1")),
-                        ("--tflite", str(tflite))):
+    for flag, value in (
+        ("--model", keras_path),
+        ("--saved-model", str(tmp_path / "exp" / "1")),
+        ("--tflite", str(tflite)),
+    ):
         out = tmp_path / flag.strip("-")
         assert _cli("predict", flag, value, images, "--out", str(out))[0] == 0
         with open(out / "detections.json") as f:
@@ -330,15 +377,20 @@ def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset,
     assert total > 0
     for flag in ("--saved-model", "--tflite"):
         for ref, got in zip(results["--model"], results[flag]):
-            ref_d = {"boxes": np.array([d["box"] for d in ref["detections"]]).reshape(-1, 4),
-                     "scores": np.array([d["score"] for d in ref["detections"]]),
-                     "classes": np.array([d["class_id"] for d in ref["detections"]])}
-            got_d = {"boxes": np.array([d["box"] for d in got["detections"]]).reshape(-1, 4),
-                     "classes": np.array([d["class_id"] for d in got["detections"]])}
+            ref_d = {
+                "boxes": np.array([d["box"] for d in ref["detections"]]).reshape(-1, 4),
+                "scores": np.array([d["score"] for d in ref["detections"]]),
+                "classes": np.array([d["class_id"] for d in ref["detections"]]),
+            }
+            got_d = {
+                "boxes": np.array([d["box"] for d in got["detections"]]).reshape(-1, 4),
+                "classes": np.array([d["class_id"] for d in got["detections"]]),
+            }
             # Scores near the 0.3 drawing cut-off may fall either side of it.
             _assert_matched([ref_d], [got_d], 0.35, 0.95)
             assert [d["class_name"] for d in got["detections"]] == [
-                BUILTIN_CLASSES[d["class_id"]] for d in got["detections"]]
+                BUILTIN_CLASSES[d["class_id"]] for d in got["detections"]
+            ]
 
 
 # --- SSD300-VGG16 with CFSAM ----------------------------------------------------------------
@@ -382,7 +434,9 @@ def test_vgg16_cfsam_exports_match_keras(tmp_path, shapes_dataset):
             weight.assign(keras.ops.ones_like(weight) * 0.5)
     _confident_like_trained(model, 3.0)
     builtin = next(iter(eval_pipeline(coco(*shapes_dataset["val"]), 300, 2)))["images"].numpy()
-    images = np.concatenate([random_images(2, size=300, seed=11), np.round(builtin).astype(np.uint8)])
+    images = np.concatenate(
+        [random_images(2, size=300, seed=11), np.round(builtin).astype(np.uint8)]
+    )
     expected = model.predict_on_batch(images.astype(np.float32))
 
     export_dir = export_saved_model(model, str(tmp_path / "sm"))
@@ -391,7 +445,9 @@ def test_vgg16_cfsam_exports_match_keras(tmp_path, shapes_dataset):
     for i, ref in enumerate(keras_detections):
         n = int(out["num_detections"][i])
         assert n == len(ref["boxes"])
-        np.testing.assert_allclose(out["detection_boxes"].numpy()[i, :n][:, [1, 0, 3, 2]], ref["boxes"], atol=1e-4)
+        np.testing.assert_allclose(
+            out["detection_boxes"].numpy()[i, :n][:, [1, 0, 3, 2]], ref["boxes"], atol=1e-4
+        )
         np.testing.assert_array_equal(out["detection_classes"].numpy()[i, :n], ref["classes"])
 
     path = export_tflite(model, str(tmp_path / "vgg.tflite"))

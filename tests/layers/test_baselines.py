@@ -7,17 +7,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from cfsam_keras.layers import (
-    CBAM,
-    CFSAM,
-    ECA,
-    L2Normalization,
-    SqueezeExcitation,
-    attention_module,
-    eca_kernel_size,
-)
 from harness import run_layer_test
+
+from cfsam_keras.layers import CBAM
+from cfsam_keras.layers import CFSAM
+from cfsam_keras.layers import ECA
+from cfsam_keras.layers import L2Normalization
+from cfsam_keras.layers import SqueezeExcitation
+from cfsam_keras.layers import attention_module
+from cfsam_keras.layers import eca_kernel_size
 
 SSD300_SHAPES = [
     (38, 38, 512),

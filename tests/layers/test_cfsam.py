@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import run_layer_test
 
 from cfsam_keras.flops import count_flops
 from cfsam_keras.layers import CFSAM
-from harness import run_layer_test
 
 SSD300_SHAPES = [
     (38, 38, 512),

@@ -2,16 +2,17 @@
 
 import numpy as np
 import pytest
+from harness import build_layer
+from harness import jax_case
+from harness import perturb_weights
+from harness import run_jax_cases
 
-from cfsam_keras.layers import (
-    CBAM,
-    CFSAM,
-    ECA,
-    CrossLevelEncoderLayer,
-    L2Normalization,
-    SqueezeExcitation,
-)
-from harness import build_layer, jax_case, perturb_weights, run_jax_cases
+from cfsam_keras.layers import CBAM
+from cfsam_keras.layers import CFSAM
+from cfsam_keras.layers import ECA
+from cfsam_keras.layers import CrossLevelEncoderLayer
+from cfsam_keras.layers import L2Normalization
+from cfsam_keras.layers import SqueezeExcitation
 
 PYRAMID_SHAPES = [(12, 16, 8), (6, 8, 16), (3, 4, 24)]
 

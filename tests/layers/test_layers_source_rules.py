@@ -33,7 +33,14 @@ def test_layers_use_only_keras(path):
 def test_every_public_layer_is_registered():
     import keras
 
-    for name in ["CFSAM", "SqueezeExcitation", "CBAM", "ECA", "L2Normalization", "CrossLevelEncoderLayer"]:
+    for name in [
+        "CFSAM",
+        "SqueezeExcitation",
+        "CBAM",
+        "ECA",
+        "L2Normalization",
+        "CrossLevelEncoderLayer",
+    ]:
         cls = getattr(cfsam_keras.layers, name)
         assert keras.saving.get_registered_name(cls) == f"cfsam_keras>{name}"
         assert cls.get_config is not keras.layers.Layer.get_config

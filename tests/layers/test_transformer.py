@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from harness import run_layer_test
 
 from cfsam_keras.layers import CrossLevelEncoderLayer
-from harness import run_layer_test
 
 EMBED_DIM, NUM_HEADS = 16, 4
 # Levels 5x6 and 3x3 pool to 2x2 with overlapping windows; 1x2 is already small enough.

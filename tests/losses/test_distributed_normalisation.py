@@ -85,7 +85,7 @@ def test_two_replicas_match_one_device_on_the_same_global_batch():
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT"):])
+    result = json.loads(lines[-1][len("RESULT") :])
     assert result["replicas"] == 2
     assert result["moved"] > 1e-3  # the step changed the weights ...
     assert result["max_weight_diff"] < 1e-5  # ... identically on 1 and 2 devices

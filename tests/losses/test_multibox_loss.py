@@ -134,7 +134,9 @@ def test_compile_and_fit_a_tiny_model():
     rng = np.random.default_rng(6)
     y_true, _ = make_batch(rng, 8, num_anchors, num_classes, positives=[2] * 8)
     x = rng.normal(size=(8, num_anchors, 3)).astype(np.float32)
-    model = keras.Sequential([keras.Input((num_anchors, 3)), keras.layers.Dense(4 + num_classes + 1)])
+    model = keras.Sequential(
+        [keras.Input((num_anchors, 3)), keras.layers.Dense(4 + num_classes + 1)]
+    )
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=MultiBoxLoss(num_classes))
     before = model.evaluate(x, y_true, batch_size=8, verbose=0)
     expected = reference_loss(y_true, model.predict(x, verbose=0))
@@ -152,6 +154,10 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="neg_pos_ratio"):
         MultiBoxLoss(num_classes=3, neg_pos_ratio=-1)
     with pytest.raises(ValueError, match=r"num_classes=3.*\[B, A, 8\]"):
-        MultiBoxLoss(num_classes=3)(np.zeros((1, 4, 5), np.float32), np.zeros((1, 4, 9), np.float32))
+        MultiBoxLoss(num_classes=3)(
+            np.zeros((1, 4, 5), np.float32), np.zeros((1, 4, 9), np.float32)
+        )
     with pytest.raises(ValueError, match="y_true"):
-        MultiBoxLoss(num_classes=3)(np.zeros((1, 4, 6), np.float32), np.zeros((1, 4, 8), np.float32))
+        MultiBoxLoss(num_classes=3)(
+            np.zeros((1, 4, 6), np.float32), np.zeros((1, 4, 8), np.float32)
+        )

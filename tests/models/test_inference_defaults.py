@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from cfsam_keras.defaults import NMS_IOU_THRESHOLD
-from cfsam_keras.models import NMS_METHODS, SSD300, PerClassNMS, detector
+from cfsam_keras.models import NMS_METHODS
+from cfsam_keras.models import SSD300
+from cfsam_keras.models import PerClassNMS
+from cfsam_keras.models import detector
 
 ABOVE = NMS_IOU_THRESHOLD + 0.02  # suppressed by SSD's NMS, kept at a threshold of 0.5
 BELOW = NMS_IOU_THRESHOLD - 0.01  # kept by SSD's NMS

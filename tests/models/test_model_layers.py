@@ -25,8 +25,12 @@ def test_ssd_predictions():
     maps += [RNG.normal(size=(2, s, s, k * 4)).astype("float32") for s, k in zip(sizes, K)]
     run_layer_test(
         SSDPredictions,
-        {"num_classes": 3, "anchor_config": CONFIG, "class_names": ["a", "b", "c"],
-         "variances": (0.1, 0.2)},
+        {
+            "num_classes": 3,
+            "anchor_config": CONFIG,
+            "class_names": ["a", "b", "c"],
+            "variances": (0.1, 0.2),
+        },
         maps,
         expected_output_shape=(2, A, 8),
         expected_num_trainable_weights=0,

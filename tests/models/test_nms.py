@@ -84,8 +84,8 @@ def _reference_nms(boxes, scores, score_threshold, iou_threshold, max_detections
             lo = np.maximum(boxes[i, :2], boxes[chosen, :2])
             hi = np.minimum(boxes[i, 2:], boxes[chosen, 2:])
             inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-            area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)
-            iou = inter / (area(boxes[i]) + area(boxes[chosen]) - inter)
+            areas = [np.prod(b[..., 2:] - b[..., :2], axis=-1) for b in (boxes[i], boxes[chosen])]
+            iou = inter / (areas[0] + areas[1] - inter)
             if not chosen or iou.max() <= iou_threshold:
                 chosen.append(i)
         kept += [(scores[i, c], c - 1, i) for i in chosen]
@@ -111,9 +111,15 @@ def test_matches_reference_with_pre_nms_top_k(method, top_k):
         np.testing.assert_array_equal(out_classes[i], [e[1] for e in expected])
         np.testing.assert_allclose(out_boxes[i], boxes[i][[e[2] for e in expected]], atol=1e-6)
     if top_k:  # the cut changes the result: more boxes survive without it
-        unlimited = PerClassNMS(score_threshold=0.1, max_detections=200, method=method, pre_nms_top_k=None)
-        limited = PerClassNMS(score_threshold=0.1, max_detections=200, method=method, pre_nms_top_k=top_k)
-        assert int(np.asarray(limited(boxes, scores)[3])[0]) < int(np.asarray(unlimited(boxes, scores)[3])[0])
+        unlimited = PerClassNMS(
+            score_threshold=0.1, max_detections=200, method=method, pre_nms_top_k=None
+        )
+        limited = PerClassNMS(
+            score_threshold=0.1, max_detections=200, method=method, pre_nms_top_k=top_k
+        )
+        assert int(np.asarray(limited(boxes, scores)[3])[0]) < int(
+            np.asarray(unlimited(boxes, scores)[3])[0]
+        )
         assert int(np.asarray(limited(boxes, scores)[3])[0]) <= 3 * top_k
 
 
@@ -133,7 +139,12 @@ def test_bad_arguments_raise(kwargs, match):
 
 
 def test_config_round_trip():
-    nms = PerClassNMS(score_threshold=0.2, iou_threshold=0.5, max_detections=7, method="class_offset",
-                      pre_nms_top_k=50)
+    nms = PerClassNMS(
+        score_threshold=0.2,
+        iou_threshold=0.5,
+        max_detections=7,
+        method="class_offset",
+        pre_nms_top_k=50,
+    )
     clone = PerClassNMS.from_config(nms.get_config())
     assert clone.get_config() == nms.get_config()

@@ -35,7 +35,9 @@ def _randomize(model, seed=0):
     """Gives every weight a distinct random value, so copies can be checked."""
     rng = np.random.default_rng(seed)
     for v in model.weights:
-        v.assign(rng.normal(0, 0.05, v.shape).astype("float32") + (1.0 if "variance" in v.path else 0.0))
+        v.assign(
+            rng.normal(0, 0.05, v.shape).astype("float32") + (1.0 if "variance" in v.path else 0.0)
+        )
 
 
 def test_vgg16_voc_output_shape_parameters_and_default_boxes():
@@ -57,7 +59,9 @@ def test_vgg16_coco_preset_default_boxes():
     np.testing.assert_array_equal(model_default_boxes(model), ssd300_default_boxes("coco"))
 
 
-@pytest.mark.parametrize("size, feature_sizes", [(128, [8, 4, 2, 1, 1, 1]), (160, [10, 5, 3, 2, 1, 1])])
+@pytest.mark.parametrize(
+    "size, feature_sizes", [(128, [8, 4, 2, 1, 1, 1]), (160, [10, 5, 3, 2, 1, 1])]
+)
 def test_mobilenet_default_boxes_follow_feature_maps(size, feature_sizes):
     model = SSD300(3, attention="none", **{**SMALL, "input_size": size})
     heads = [model.get_layer(f"box_head_{i}").output.shape[1] for i in range(6)]
@@ -69,8 +73,12 @@ def test_mobilenet_default_boxes_follow_feature_maps(size, feature_sizes):
 
 def test_small_vgg_source_maps_default_boxes_and_round_trip(tmp_path):
     model = SSD300(
-        3, backbone="small_vgg", attention="cfsam", input_size=192,
-        attention_kwargs={"embed_dim": 16, "num_heads": 2}, backbone_kwargs={"widths": (8, 16, 16, 32)},
+        3,
+        backbone="small_vgg",
+        attention="cfsam",
+        input_size=192,
+        attention_kwargs={"embed_dim": 16, "num_heads": 2},
+        backbone_kwargs={"widths": (8, 16, 16, 32)},
     )
     heads = [model.get_layer(f"box_head_{i}").output.shape[1] for i in range(6)]
     assert heads == [24, 12, 6, 3, 2, 1]  # strides 8 .. 256, as SSD300's first maps
@@ -117,7 +125,9 @@ def test_preprocessing_matches_keras_applications():
 @pytest.mark.slow
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_every_attention_saves_and_reloads_in_safe_mode(attention, tmp_path):
-    model = SSD300(3, attention=attention, attention_kwargs=SMALL_ATTENTION_KWARGS[attention], **SMALL)
+    model = SSD300(
+        3, attention=attention, attention_kwargs=SMALL_ATTENTION_KWARGS[attention], **SMALL
+    )
     _randomize(model)
     images = _images(2, 128)
     expected = model(images)
@@ -164,7 +174,9 @@ def _fake_application(monkeypatch, name, store):
 def test_imagenet_weights_are_copied_by_layer_name(monkeypatch, backbone, application, kwargs):
     store = []
     _fake_application(monkeypatch, application, store)
-    model = SSD300(3, attention="none", backbone_weights="imagenet", **{**kwargs, "backbone": backbone})
+    model = SSD300(
+        3, attention="none", backbone_weights="imagenet", **{**kwargs, "backbone": backbone}
+    )
     (reference,) = store
     copied = 0
     for layer in reference.layers:
@@ -209,7 +221,10 @@ def test_full_model_weights_file_loads(tmp_path):
         ({"backbone": "resnet50"}, "Unknown backbone 'resnet50'.*mobilenet_v2.*vgg16"),
         ({"attention": "nonlocal"}, "Unknown attention 'nonlocal'.*cfsam"),
         ({"backbone_weights": "imagenet21k"}, "backbone_weights='imagenet21k'"),
-        ({"backbone_weights": "/nonexistent/ssd.weights.h5"}, "/nonexistent/ssd.weights.h5.*does not exist"),
+        (
+            {"backbone_weights": "/nonexistent/ssd.weights.h5"},
+            "/nonexistent/ssd.weights.h5.*does not exist",
+        ),
         ({"backbone_weights": 3}, "backbone_weights must be"),
         ({"backbone_kwargs": {"depth": 2}}, "depth"),
         ({"num_classes": 0}, "num_classes"),
@@ -250,6 +265,8 @@ def test_forward_pass_under_jax_backend():
     # test checks results, not speed.
     env["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")

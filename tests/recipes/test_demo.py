@@ -8,7 +8,11 @@ import sys
 import time
 
 import pytest
-from recipe_helpers import DEMO, REPO, TINY, subprocess_env, write_tiny_dataset
+from recipe_helpers import DEMO
+from recipe_helpers import REPO
+from recipe_helpers import TINY
+from recipe_helpers import subprocess_env
+from recipe_helpers import write_tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +28,12 @@ def _history(out):
 
 def test_demo_help_lists_its_flags():
     result = subprocess.run(
-        [sys.executable, DEMO, "--help"], capture_output=True, text=True, env=subprocess_env(),
-        timeout=120, cwd=REPO,
+        [sys.executable, DEMO, "--help"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     for word in ("--out", "--epochs", "--train-images", "--config", "--attention"):
@@ -58,11 +66,21 @@ def test_bn_momentum_reaches_every_batch_norm_and_is_saved(tmp_path):
     from cfsam_keras.models import SSD300
     from cfsam_keras.training import set_batch_norm_momentum
 
-    model = SSD300(3, backbone="mobilenet_v2", attention="cfsam", input_size=64,
-                   backbone_kwargs={"alpha": 0.35}, attention_kwargs={"embed_dim": 16, "num_heads": 2})
+    model = SSD300(
+        3,
+        backbone="mobilenet_v2",
+        attention="cfsam",
+        input_size=64,
+        backbone_kwargs={"alpha": 0.35},
+        attention_kwargs={"embed_dim": 16, "num_heads": 2},
+    )
 
     def momenta(m):
-        return [l.momentum for l in m._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+        return [
+            x.momentum
+            for x in m._flatten_layers()
+            if isinstance(x, keras.layers.BatchNormalization)
+        ]
 
     assert {0.999, 0.99} <= set(momenta(model))  # MobileNetV2's, and ours (CFSAM, extra blocks)
     count = set_batch_norm_momentum(model, 0.9)
@@ -71,14 +89,13 @@ def test_bn_momentum_reaches_every_batch_norm_and_is_saved(tmp_path):
     # rebuilt from CFSAM's config; resuming sets it again on the rebuilt model).
     model.save(tmp_path / "m.keras")
     reloaded = keras.saving.load_model(tmp_path / "m.keras")
-    top = [l.momentum for l in reloaded.layers if isinstance(l, keras.layers.BatchNormalization)]
+    top = [x.momentum for x in reloaded.layers if isinstance(x, keras.layers.BatchNormalization)]
     assert len(top) > 50 and set(top) == {0.9}
 
 
 def test_json_config_gives_defaults_and_flags_win(tmp_path):
-    import demo
-
     import common
+    import demo
 
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"epochs": 3, "mixed_precision": True, "lr": 0.01}))
@@ -94,10 +111,33 @@ def test_demo_recipe_one_short_epoch(tmp_path, shapes_dir):
     import demo
 
     out = str(tmp_path / "run")
-    rc = demo.main(["--out", out, "--data-dir", shapes_dir, "--epochs", "1", "--steps-per-epoch", "2",
-                    "--eval-every", "1", *TINY])
+    rc = demo.main(
+        [
+            "--out",
+            out,
+            "--data-dir",
+            shapes_dir,
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--eval-every",
+            "1",
+            *TINY,
+        ]
+    )
     assert rc == 0
-    for name in ("checkpoints/last.keras", "checkpoints/best.keras", "history.csv", "history.jsonl", "config.json", "report.md", "loss.png", "metrics.json", "predictions/val_1.png"):
+    for name in (
+        "checkpoints/last.keras",
+        "checkpoints/best.keras",
+        "history.csv",
+        "history.jsonl",
+        "config.json",
+        "report.md",
+        "loss.png",
+        "metrics.json",
+        "predictions/val_1.png",
+    ):
         assert os.path.exists(os.path.join(out, name)), name
     assert os.listdir(os.path.join(out, "logs"))
     (row,) = _history(out)
@@ -125,11 +165,26 @@ def _optimizer_iterations(backup_folder):
 def test_sigkill_in_epoch_two_resumes_from_epoch_one(tmp_path, shapes_dir):
     out = str(tmp_path / "run")
     steps = 6
-    cmd = [sys.executable, DEMO, "--out", out, "--data-dir", shapes_dir, "--epochs", "3",
-           "--steps-per-epoch", str(steps), "--eval-every", "0", *TINY]
+    cmd = [
+        sys.executable,
+        DEMO,
+        "--out",
+        out,
+        "--data-dir",
+        shapes_dir,
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        str(steps),
+        "--eval-every",
+        "0",
+        *TINY,
+    ]
     log_path = tmp_path / "first.log"
     log = open(log_path, "w")
-    first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(), cwd=REPO)
+    first = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(), cwd=REPO
+    )
     try:
         # Kill once epoch 2 has begun (Keras prints "Epoch 2/3" only after every
         # callback of epoch 1 has run) and its first step is done (the progress
@@ -147,7 +202,9 @@ def test_sigkill_in_epoch_two_resumes_from_epoch_one(tmp_path, shapes_dir):
             first.kill()
             first.wait()
         log.close()
-    assert first.returncode == -signal.SIGKILL, "the first run was not killed in epoch 2:\n" + log_path.read_text()[-3000:]
+    assert first.returncode == -signal.SIGKILL, (
+        "the first run was not killed in epoch 2:\n" + log_path.read_text()[-3000:]
+    )
     # Killed inside epoch 2: only epoch 1 is on disk, and the checkpoint is whole.
     assert [r["epoch"] for r in _history(out)] == [1]
     assert sorted(os.listdir(os.path.join(out, "backup"))) == ["epoch-00001"]
@@ -156,7 +213,9 @@ def test_sigkill_in_epoch_two_resumes_from_epoch_one(tmp_path, shapes_dir):
 
     keras.saving.load_model(os.path.join(out, "checkpoints", "last.keras"))
 
-    second = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=600)
+    second = subprocess.run(
+        cmd, capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=600
+    )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "Epoch 1/3" not in second.stdout and "Epoch 2/3" in second.stdout
     assert [r["epoch"] for r in _history(out)] == [1, 2, 3]

@@ -17,8 +17,18 @@ from recipe_helpers import TINY
 from cfsam_keras.data import VOC_CLASSES
 
 # A small backbone at 64 px: the recipes' own model code, at a test's cost.
-SMALL = ["--backbone", "small_vgg", "--input-size", "64", "--backbone-weights", "none",
-         "--batch-size", "2", "--eval-every", "0"]
+SMALL = [
+    "--backbone",
+    "small_vgg",
+    "--input-size",
+    "64",
+    "--backbone-weights",
+    "none",
+    "--batch-size",
+    "2",
+    "--eval-every",
+    "0",
+]
 
 
 def _voc_devkit(root):
@@ -38,11 +48,20 @@ def _coco_folder(root):
         images, annotations = [], []
         for i in range(4):
             name = f"{i:012d}.jpg"
-            fake_data.save_image(os.path.join(root, split, name),
-                                 fake_data.rect_image(60, 80, [(10, 10, 50, 40)], seed=i))
+            fake_data.save_image(
+                os.path.join(root, split, name),
+                fake_data.rect_image(60, 80, [(10, 10, 50, 40)], seed=i),
+            )
             images.append((i + 1, name, 80, 60))
-            annotations.append({"image_id": i + 1, "category_id": (1, 3)[i % 2],
-                                "bbox": [10, 10, 40, 30], "area": 1200, "iscrowd": 0})
+            annotations.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": (1, 3)[i % 2],
+                    "bbox": [10, 10, 40, 30],
+                    "area": 1200,
+                    "iscrowd": 0,
+                }
+            )
         path = fake_data.write_coco(os.path.join(root, split), images, annotations)
         os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
         os.replace(path, os.path.join(root, "annotations", f"instances_{split}.json"))
@@ -54,12 +73,26 @@ def _train(recipe, tmp_path):
     if recipe == "demo":
         import demo
 
-        argv = ["--data-dir", str(tmp_path / "shapes"), "--epochs", "1", "--steps-per-epoch", "2",
-                *TINY, *SMALL, "--image-size", "64"]
+        argv = [
+            "--data-dir",
+            str(tmp_path / "shapes"),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            *TINY,
+            *SMALL,
+            "--image-size",
+            "64",
+        ]
         assert demo.main(["--out", out, *argv]) == 0
         shapes = os.path.join(tmp_path, "shapes")
-        dataset = ["--coco-annotations", os.path.join(shapes, "instances_val.json"),
-                   "--image-dir", os.path.join(shapes, "val")]
+        dataset = [
+            "--coco-annotations",
+            os.path.join(shapes, "instances_val.json"),
+            "--image-dir",
+            os.path.join(shapes, "val"),
+        ]
         return out, ["circle", "square", "triangle", "cross", "ring"], dataset
     import ssd300
 
@@ -68,8 +101,12 @@ def _train(recipe, tmp_path):
         dataset = ["--voc-devkit", data_dir, "--year", "2007", "--split", "test"]
     else:
         data_dir, names = _coco_folder(tmp_path / "coco"), ["cat", "dog"]
-        dataset = ["--coco-annotations", os.path.join(data_dir, "annotations", "instances_val2017.json"),
-                   "--image-dir", os.path.join(data_dir, "val2017")]
+        dataset = [
+            "--coco-annotations",
+            os.path.join(data_dir, "annotations", "instances_val2017.json"),
+            "--image-dir",
+            os.path.join(data_dir, "val2017"),
+        ]
     argv = ["--dataset", recipe, "--data-dir", data_dir, "--iterations", "2", "--out", out, *SMALL]
     assert ssd300.main(argv) == 0
     return out, names, dataset
@@ -85,8 +122,11 @@ def test_recipe_checkpoint_names_its_classes_everywhere(recipe, tmp_path):
     from cfsam_keras.models import model_config
 
     out, names, dataset = _train(recipe, tmp_path)
-    images = dataset[dataset.index("--image-dir") + 1] if "--image-dir" in dataset else os.path.join(
-        dataset[1], "VOC2007", "JPEGImages")
+    images = (
+        dataset[dataset.index("--image-dir") + 1]
+        if "--image-dir" in dataset
+        else os.path.join(dataset[1], "VOC2007", "JPEGImages")
+    )
     checkpoint = os.path.join(out, "checkpoints", "last.keras")
     # The recipe's optimizer and schedule (SGDL2 + WarmupStepDecay for VOC and COCO)
     # are restored too.
@@ -94,20 +134,61 @@ def test_recipe_checkpoint_names_its_classes_everywhere(recipe, tmp_path):
     assert model_config(model)["class_names"] == names
     assert type(model.optimizer).__name__ == ("AdamW" if recipe == "demo" else "SGDL2")
 
-    assert cli.main(["evaluate", "--model", checkpoint, *dataset, "--out",
-                     str(tmp_path / "scores.json")]) == 0
+    assert (
+        cli.main(
+            ["evaluate", "--model", checkpoint, *dataset, "--out", str(tmp_path / "scores.json")]
+        )
+        == 0
+    )
     with open(tmp_path / "scores.json") as f:
         assert json.load(f)["class_names"] == names
-    assert cli.main(["predict", "--model", checkpoint, images, "--out", str(tmp_path / "p"),
-                     "--min-score", "0"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                "--model",
+                checkpoint,
+                images,
+                "--out",
+                str(tmp_path / "p"),
+                "--min-score",
+                "0",
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "p" / "detections.json") as f:
         found = {d["class_name"] for image in json.load(f)["images"] for d in image["detections"]}
     assert found and found <= set(names)
 
-    assert cli.main(["export", "--model", checkpoint, "--format", "saved_model",
-                     "--out", str(tmp_path / "e")]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--model",
+                checkpoint,
+                "--format",
+                "saved_model",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "e" / "1" / "assets.extra" / "class_names.txt") as f:
         assert f.read().split("\n")[:-1] == names
-    assert cli.main(["export", "--model", checkpoint, "--format", "tflite",
-                     "--out", str(tmp_path / "e" / "m.tflite")]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--model",
+                checkpoint,
+                "--format",
+                "tflite",
+                "--out",
+                str(tmp_path / "e" / "m.tflite"),
+            ]
+        )
+        == 0
+    )
     assert TFLitePredictor(str(tmp_path / "e" / "m.tflite")).class_names == names

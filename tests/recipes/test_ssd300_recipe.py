@@ -13,7 +13,11 @@ def test_ssd_schedules_are_the_published_iterations():
 
     voc, coco = configs.SSD300_VOC, configs.SSD300_COCO
     assert (voc.iterations, tuple(voc.decay_at), voc.batch_size, voc.learning_rate) == (
-        120_000, (80_000, 100_000), 32, 1e-3)
+        120_000,
+        (80_000, 100_000),
+        32,
+        1e-3,
+    )
     assert (coco.iterations, tuple(coco.decay_at)) == (240_000, (160_000, 200_000))
     assert voc.at_batch(32) == (120_000, [80_000, 100_000])
     # The same images at another batch: twice the steps at batch 16, a third at 96.
@@ -28,9 +32,18 @@ def test_ssd300_recipe_defaults_follow_ssd():
 
     args = ssd300.parser().parse_args([])
     assert (args.backbone, args.input_size, args.optimizer, args.lr, args.batch_size) == (
-        "vgg16", 300, "sgd", 1e-3, 32)
+        "vgg16",
+        300,
+        "sgd",
+        1e-3,
+        32,
+    )
     assert (args.weight_decay, args.warmup_epochs, args.clipnorm, args.schedule) == (
-        5e-4, 0.0, 0.0, "step")
+        5e-4,
+        0.0,
+        0.0,
+        "step",
+    )
     assert args.backbone_weights == "imagenet"
     assert configs.SSD300_DATASETS["voc"]["anchor_preset"] == "voc"
     assert configs.SSD300_DATASETS["coco"]["anchor_preset"] == "coco"
@@ -38,9 +51,23 @@ def test_ssd300_recipe_defaults_follow_ssd():
 
 def test_missing_dataset_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, f"{RECIPES}/ssd300.py", "--dataset", "voc", "--data-dir",
-         str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--backbone-weights", "none"],
-        capture_output=True, text=True, env=subprocess_env(), timeout=300, cwd=REPO,
+        [
+            sys.executable,
+            f"{RECIPES}/ssd300.py",
+            "--dataset",
+            "voc",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "run"),
+            "--backbone-weights",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+        cwd=REPO,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -40,7 +40,9 @@ def test_encode_then_decode_gives_back_every_ground_truth():
     for i in range(len(boxes)):
         rows = matched == i
         assert rows.sum() >= 1, f"ground truth {i} has no default box"
-        np.testing.assert_allclose(decoded[rows], np.broadcast_to(boxes[i], decoded[rows].shape), atol=1e-5)
+        np.testing.assert_allclose(
+            decoded[rows], np.broadcast_to(boxes[i], decoded[rows].shape), atol=1e-5
+        )
         np.testing.assert_array_equal(targets[rows, 4], classes[i] + 1)
     background = matched < 0
     assert np.all(targets[background] == 0)
@@ -134,7 +136,9 @@ def test_forced_match_wins_over_threshold_and_last_ground_truth_wins_ties():
 
 
 def test_threshold_assignment_takes_the_best_ground_truth():
-    anchors = np.array([[0.5, 0.5, 0.4, 0.4], [0.55, 0.5, 0.4, 0.4], [0.1, 0.1, 0.05, 0.05]], np.float32)
+    anchors = np.array(
+        [[0.5, 0.5, 0.4, 0.4], [0.55, 0.5, 0.4, 0.4], [0.1, 0.1, 0.05, 0.05]], np.float32
+    )
     g0 = corners(0.5, 0.5, 0.4, 0.4)  # forces anchor 0
     g1 = corners(0.1, 0.1, 0.05, 0.05)  # forces anchor 2
     # Anchor 1 overlaps g0 with IoU 0.35 / 0.45 = 0.78: a threshold match.

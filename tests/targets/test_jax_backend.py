@@ -63,7 +63,7 @@ def test_targets_and_loss_under_the_jax_backend():
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT"):])
+    result = json.loads(lines[-1][len("RESULT") :])
 
     anchors = ssd300_default_boxes("voc")
     boxes = np.array(BOXES, np.float32)

@@ -49,7 +49,9 @@ def test_match_equals_numpy_reference_with_ties_duplicates_and_degenerate_boxes(
             gt[-1] = gt[0]  # duplicate: the later one wins the forced box
         if n and trial % 5 == 0:
             gt[0, 1] = np.nan
-        np.testing.assert_array_equal(match(gt, ANCHORS).numpy(), numpy_match(gt, ANCHORS), err_msg=f"trial {trial}")
+        np.testing.assert_array_equal(
+            match(gt, ANCHORS).numpy(), numpy_match(gt, ANCHORS), err_msg=f"trial {trial}"
+        )
 
 
 def test_pairwise_iou_tf_against_numpy():
@@ -57,7 +59,9 @@ def test_pairwise_iou_tf_against_numpy():
 
     def boxes(n):  # sorted (x0, x1) and (y0, y1) pairs -> (x0, y0, x1, y1)
         pairs = np.sort(rng.uniform(0, 1, (n, 2, 2)), axis=2)
-        return np.stack([pairs[:, 0, 0], pairs[:, 1, 0], pairs[:, 0, 1], pairs[:, 1, 1]], 1).astype(np.float32)
+        return np.stack([pairs[:, 0, 0], pairs[:, 1, 0], pairs[:, 0, 1], pairs[:, 1, 1]], 1).astype(
+            np.float32
+        )
 
     b1, b2 = boxes(7), boxes(5)
     b2[0] = [0.3, 0.3, 0.3, 0.3]  # empty box: IoU 0 with everything, never NaN
@@ -74,7 +78,9 @@ def test_pairwise_iou_tf_against_numpy():
 def test_anchors_unknown_at_trace_time_give_the_same_targets():
     """Static anchors are prepared in NumPy, traced ones in TensorFlow: same bits."""
     corners_static, centres_static = anchor_rows(ANCHORS)
-    traced = tf.function(lambda a: anchor_rows(a), input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    traced = tf.function(
+        lambda a: anchor_rows(a), input_signature=[tf.TensorSpec([None, 4], tf.float32)]
+    )
     corners_traced, centres_traced = traced(tf.constant(ANCHORS))
     np.testing.assert_array_equal(corners_static.numpy(), corners_traced.numpy())
     np.testing.assert_array_equal(centres_static.numpy(), centres_traced.numpy())
@@ -88,7 +94,9 @@ def test_anchors_unknown_at_trace_time_give_the_same_targets():
     # Grappler folds constants differently in the two graphs, so offsets may
     # differ in the last bit; matching and classes must not.
     encode_static = tf.function(lambda b, c: encode(b, c, ANCHORS), input_signature=gt_spec)
-    encode_traced = tf.function(lambda b, c, a: encode(b, c, a), input_signature=gt_spec + [tf.TensorSpec([None, 4])])
+    encode_traced = tf.function(
+        lambda b, c, a: encode(b, c, a), input_signature=gt_spec + [tf.TensorSpec([None, 4])]
+    )
     for n in (0, 1, 4):
         expected = encode_static(boxes[:n], classes[:n]).numpy()
         got = encode_traced(boxes[:n], classes[:n], ANCHORS).numpy()

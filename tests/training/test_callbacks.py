@@ -5,15 +5,12 @@ import keras
 import numpy as np
 import pytest
 
-from cfsam_keras.training import (
-    AtomicModelCheckpoint,
-    ResumableBackup,
-    TerminateOnNaNWithAdvice,
-    TrainingDivergedError,
-    StopAtStep,
-    build_callbacks,
-    read_history,
-)
+from cfsam_keras.training import AtomicModelCheckpoint
+from cfsam_keras.training import ResumableBackup
+from cfsam_keras.training import StopAtStep
+from cfsam_keras.training import TrainingDivergedError
+from cfsam_keras.training import build_callbacks
+from cfsam_keras.training import read_history
 
 
 def _tiny_model(lr=0.01):
@@ -50,7 +47,12 @@ def test_resumable_backup_restores_weights_optimizer_and_epoch(tmp_path):
 
     fresh = _tiny_model()
     history = fresh.fit(
-        x, y, epochs=4, batch_size=4, verbose=0, callbacks=[ResumableBackup(str(tmp_path / "backup"))]
+        x,
+        y,
+        epochs=4,
+        batch_size=4,
+        verbose=0,
+        callbacks=[ResumableBackup(str(tmp_path / "backup"))],
     )
     assert history.epoch == [2, 3]  # only the missing epochs run
     assert iterations == 8
@@ -103,10 +105,19 @@ def test_nan_guard_raises_with_advice_before_epoch_end(tmp_path):
     x, y = _data()
     model = _tiny_model(lr=1e30)
     callbacks = build_callbacks(str(tmp_path), tensorboard=False)
-    model.fit(x[:4], y[:4], epochs=1, batch_size=4, verbose=0, callbacks=callbacks)  # one good epoch
+    model.fit(
+        x[:4], y[:4], epochs=1, batch_size=4, verbose=0, callbacks=callbacks
+    )  # one good epoch
     good = keras.saving.load_model(str(tmp_path / "checkpoints" / "last.keras")).get_weights()
     with pytest.raises(TrainingDivergedError, match="Lower the learning rate"):
-        model.fit(x, y * 1e20, epochs=3, batch_size=4, verbose=0, callbacks=build_callbacks(str(tmp_path), tensorboard=False))
+        model.fit(
+            x,
+            y * 1e20,
+            epochs=3,
+            batch_size=4,
+            verbose=0,
+            callbacks=build_callbacks(str(tmp_path), tensorboard=False),
+        )
     after = keras.saving.load_model(str(tmp_path / "checkpoints" / "last.keras")).get_weights()
     for a, b in zip(good, after):
         np.testing.assert_array_equal(a, b)

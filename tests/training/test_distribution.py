@@ -11,7 +11,11 @@ import time
 
 import numpy as np
 import pytest
-from recipe_helpers import DEMO, REPO, TINY, subprocess_env, write_tiny_dataset
+from recipe_helpers import DEMO
+from recipe_helpers import REPO
+from recipe_helpers import TINY
+from recipe_helpers import subprocess_env
+from recipe_helpers import write_tiny_dataset
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
@@ -71,7 +75,12 @@ MIRRORED_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_mirrored_step_matches_single_device_step():
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=subprocess_env(), timeout=500, cwd=REPO
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=500,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -93,14 +102,17 @@ with strategy.scope():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse", metrics=["mae"])
 before = [w.copy() for w in model.get_weights()]
-data = tf.data.Dataset.from_tensor_slices((np.ones((8, 3), "float32"), np.ones((8, 2), "float32"))).batch(4)
+data = tf.data.Dataset.from_tensor_slices(
+    (np.ones((8, 3), "float32"), np.ones((8, 2), "float32"))
+).batch(4)
 original = tf_trainer.reduce_per_replica
 with fit_scope(model, strategy, data):
     inside = tf_trainer.reduce_per_replica is not original
     history = model.fit(data, epochs=1, verbose=0, shuffle=False)
 print(json.dumps({
     "patched_inside": inside,
-    "restored": tf_trainer.reduce_per_replica is original and "_maybe_symbolic_build" not in vars(model),
+    "restored": tf_trainer.reduce_per_replica is original
+    and "_maybe_symbolic_build" not in vars(model),
     "moved": float(max(np.abs(a - b).max() for a, b in zip(model.get_weights(), before))),
     "logs": sorted(history.history),
 }))
@@ -111,7 +123,12 @@ def test_fit_scope_trains_under_multi_worker_strategy_and_restores_keras():
     # One local worker (no TF_CONFIG): the fit_scope path runs end to end, in a
     # fresh process because collectives are configured at TensorFlow start-up.
     result = subprocess.run(
-        [sys.executable, "-c", FIT_SCOPE_SCRIPT], capture_output=True, text=True, env=subprocess_env(), timeout=300, cwd=REPO
+        [sys.executable, "-c", FIT_SCOPE_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -134,7 +151,11 @@ def _h5_arrays(path):
 
     arrays = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: (
+                arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
     return arrays
 
 
@@ -149,9 +170,27 @@ def test_multi_worker_two_processes_end_with_same_weights(tmp_path):
     out = str(tmp_path / "run")
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     # A constant rate without warm-up, so both optimizer steps move the weights.
-    cmd = [sys.executable, DEMO, "--out", out, "--data-dir", data_dir, "--strategy", "multi_worker",
-           "--epochs", "1", "--steps-per-epoch", "2", "--eval-every", "0",
-           "--schedule", "constant", "--warmup-epochs", "0", *TINY]
+    cmd = [
+        sys.executable,
+        DEMO,
+        "--out",
+        out,
+        "--data-dir",
+        data_dir,
+        "--strategy",
+        "multi_worker",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--eval-every",
+        "0",
+        "--schedule",
+        "constant",
+        "--warmup-epochs",
+        "0",
+        *TINY,
+    ]
     procs, logs = [], []
     deadline = time.monotonic() + 600  # both processes trace the model on a shared 2-core machine
     try:
@@ -159,8 +198,15 @@ def test_multi_worker_two_processes_end_with_same_weights(tmp_path):
             config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
             log = open(tmp_path / f"worker{index}.log", "w")
             logs.append(log)
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                          env=subprocess_env(TF_CONFIG=json.dumps(config))))
+            procs.append(
+                subprocess.Popen(
+                    cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO,
+                    env=subprocess_env(TF_CONFIG=json.dumps(config)),
+                )
+            )
         for proc in procs:
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:

@@ -2,7 +2,11 @@ import keras
 import numpy as np
 import pytest
 
-from cfsam_keras.optimizers import SGDL2, WarmupStepDecay, build_optimizer, build_schedule, scale_learning_rate
+from cfsam_keras.optimizers import SGDL2
+from cfsam_keras.optimizers import WarmupStepDecay
+from cfsam_keras.optimizers import build_optimizer
+from cfsam_keras.optimizers import build_schedule
+from cfsam_keras.optimizers import scale_learning_rate
 
 
 def test_sgdl2_matches_caffe_update():

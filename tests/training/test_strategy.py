@@ -3,7 +3,10 @@ import json
 import keras
 import pytest
 
-from cfsam_keras.training import get_strategy, is_chief, set_mixed_precision, task_info
+from cfsam_keras.training import get_strategy
+from cfsam_keras.training import is_chief
+from cfsam_keras.training import set_mixed_precision
+from cfsam_keras.training import task_info
 
 
 def test_auto_on_a_cpu_is_one_device():
@@ -26,9 +29,21 @@ def test_unknown_strategy_and_missing_tf_config_are_clear(monkeypatch):
     "config, expected",
     [
         (None, ("chief", 0)),
-        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, ("chief", 0)),
-        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, ("worker", 1)),
-        ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, ("worker", 0)),
+        (
+            {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}},
+            ("chief", 0),
+        ),
+        (
+            {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}},
+            ("worker", 1),
+        ),
+        (
+            {
+                "cluster": {"chief": ["c:0"], "worker": ["a:1"]},
+                "task": {"type": "worker", "index": 0},
+            },
+            ("worker", 0),
+        ),
     ],
 )
 def test_task_info_reads_tf_config(monkeypatch, config, expected):
