@@ -41,7 +41,7 @@ from cfsam_keras.validation import number
 from cfsam_keras.validation import positive_int
 
 
-def recipe_parser(description, defaults, prog):
+def recipe_parser(description, defaults, prog, epochs=True):
     """The flags every recipe takes, with the recipe's values as defaults.
 
     Args:
@@ -49,6 +49,7 @@ def recipe_parser(description, defaults, prog):
         defaults: dict flag destination -> default value; every key must be one
             of the flags below (a typo raises ``KeyError``).
         prog: the program name shown in usage lines.
+        epochs: offer ``--epochs`` (recipes whose schedule is in iterations do not).
 
     Returns:
         An ``argparse.ArgumentParser``. ``--config FILE.json`` reads more defaults
@@ -88,7 +89,8 @@ def recipe_parser(description, defaults, prog):
         help="largest zoom-out of SSD's expand augmentation (1: no expand)",
     )
     g = p.add_argument_group("schedule")
-    g.add_argument("--epochs", type=flag(positive_int), help="epochs to train")
+    if epochs:
+        g.add_argument("--epochs", type=flag(positive_int), help="epochs to train")
     g.add_argument(
         "--steps-per-epoch",
         type=flag(positive_int),
@@ -192,7 +194,7 @@ def setup(args):
     keras.utils.set_random_seed(args.seed)
     run_dir = RunDir(args.out)
     os.makedirs(run_dir.root, exist_ok=True)
-    config = dict(vars(args), replicas=strategy.num_replicas_in_sync)
+    config = dict(vars(args))  # the flags only, so that --config can read it back
     run_dir.write_config(config)
     return strategy, run_dir
 

@@ -25,7 +25,7 @@ from cfsam_keras.validation import positive_int
 
 
 def parser():
-    p = common.recipe_parser(__doc__.split("\n\n")[0], configs.SSD300, prog="ssd300")
+    p = common.recipe_parser(__doc__.split("\n\n")[0], configs.SSD300, prog="ssd300", epochs=False)
     g = p.add_argument_group("SSD300")
     g.add_argument("--dataset", choices=tuple(configs.SSD300_DATASETS), default="voc")
     g.add_argument(

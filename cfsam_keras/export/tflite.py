@@ -33,13 +33,6 @@ from cfsam_keras.models import model_config
 from cfsam_keras.models import postprocessor
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
-OUTPUT_NAMES = (
-    "detection_boxes",
-    "detection_scores",
-    "detection_classes",
-    "num_detections",
-    "raw_predictions",
-)
 
 
 def class_names_path(tflite_path):

@@ -23,9 +23,6 @@ _EXTRA_LAYERS = (
     ("conv11", 128, 256, 1),
 )
 
-#: Channels of the six source maps of SSD300-VGG16.
-VGG16_SOURCE_CHANNELS = (512, 1024, 512, 256, 256, 256)
-
 
 def vgg16_feature_sizes(input_size):
     """Spatial sizes of the six source maps of SSD-VGG16 for a square input.

@@ -30,15 +30,6 @@ def valid_boxes(boxes):
     return tf.logical_and(finite, positive)
 
 
-def pairwise_iou_tf(boxes1, boxes2):
-    """IoU of every box of ``boxes1 [N, 4]`` with every box of ``boxes2 [M, 4]``.
-
-    Both in corner format. Returns ``[N, M]``; 0 (never NaN) where the union
-    is empty.
-    """
-    return tf.transpose(_iou_rows(boxes2, tf.transpose(boxes1)))
-
-
 def _iou_rows(boxes, columns):
     """IoU ``[N, M]`` of ``boxes [N, 4]`` with ``columns [4, M]`` (both corners).
 

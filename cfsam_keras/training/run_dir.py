@@ -10,7 +10,7 @@
       logs/                  TensorBoard
       history.csv            CSVLogger
       history.jsonl          every epoch's logs, including evaluation metrics
-      report.md, *.png       written by ``cfsam_keras.training.write_report``
+      report.md, *.png       a recipe's report (the demo writes one)
 """
 
 import dataclasses

@@ -40,7 +40,9 @@ def get_strategy(name="auto", tpu_address=None):
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "strategy 'multi_worker' needs the TF_CONFIG environment "
-                "variable (cluster and task of this worker); see the README."
+                "variable: this worker's cluster and task as JSON, e.g. "
+                '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}.'
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from harness import run_layer_test
+from layer_testing import run_layer_test
 
 from cfsam_keras.layers import CBAM
 from cfsam_keras.layers import CFSAM

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from harness import run_layer_test
+from layer_testing import run_layer_test
 
 from cfsam_keras.flops import count_flops
 from cfsam_keras.layers import CFSAM

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from harness import build_layer
-from harness import jax_case
-from harness import perturb_weights
-from harness import run_jax_cases
+from layer_testing import build_layer
+from layer_testing import jax_case
+from layer_testing import perturb_weights
+from layer_testing import run_jax_cases
 
 from cfsam_keras.layers import CBAM
 from cfsam_keras.layers import CFSAM

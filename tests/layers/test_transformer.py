@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from harness import run_layer_test
+from layer_testing import run_layer_test
 
 from cfsam_keras.layers import CrossLevelEncoderLayer
 

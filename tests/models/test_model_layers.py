@@ -1,8 +1,8 @@
-"""The Keras-layer contract (tests/harness.py) of the layers in cfsam_keras.models."""
+"""The Keras-layer contract (tests/layer_testing.py) of the layers in cfsam_keras.models."""
 
 import numpy as np
 import pytest
-from harness import run_layer_test
+from layer_testing import run_layer_test
 
 from cfsam_keras.anchors import anchor_config
 from cfsam_keras.anchors import boxes_per_location

@@ -21,7 +21,7 @@ initial values (`perturb_weights`), so a layer that starts as the identity canno
 them by returning its input.
 
 `jax_case` and `run_jax_cases` check that layers give TensorFlow's outputs under the JAX
-backend, all in one subprocess (`harness_jax.py`).
+backend, all in one subprocess (`layer_testing_jax.py`).
 
 Input data is what the layer's `call` takes first: one array, or a list of arrays (a
 multi-level layer), or a dict of arrays passed as keyword arguments (a layer whose
@@ -42,7 +42,7 @@ import tensorflow as tf
 from keras import tree
 
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
-JAX_RUNNER = pathlib.Path(__file__).with_name("harness_jax.py")
+JAX_RUNNER = pathlib.Path(__file__).with_name("layer_testing_jax.py")
 
 
 def run_layer_test(

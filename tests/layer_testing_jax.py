@@ -1,4 +1,4 @@
-"""The JAX side of `harness.run_jax_cases`: `python harness_jax.py DIRECTORY`.
+"""The JAX side of `layer_testing.run_jax_cases`: `python layer_testing_jax.py DIRECTORY`.
 
 Runs under `KERAS_BACKEND=jax`. For every case in `DIRECTORY/cases.json` it rebuilds the
 layer from its config, runs it in one `jax.jit` program (a `stateless_call` on the
