@@ -112,7 +112,7 @@ def test_cli_one_line_errors(tmp_path):
 
 
 def test_predict_request_proto():
-    """The Python client of the README builds a valid PredictRequest."""
+    """The gRPC client of docs/export.md builds a valid PredictRequest."""
     pytest.importorskip("tensorflow_serving")
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
