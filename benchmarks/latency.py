@@ -1,4 +1,4 @@
-"""Single-image latency of a detector in each runtime: Keras, SavedModel, TFLite fp32/fp16/int8.
+"""Single-image latency of a detector in each runtime: Keras, SavedModel, TFLite, ONNX Runtime.
 
     python benchmarks/latency.py [--out docs/results] [--quick] [--runs 30] [--warmup 3]
         [--threads N] [--peak-size 2048] [--runtimes "Keras,TFLite fp32"] [--export-dir DIR]
@@ -46,6 +46,12 @@ def _tflite(quantization, model, folder):
     return export_tflite(model, path, quantization=quantization, representative_data=data)
 
 
+def _onnx(model, folder):
+    from cfsam_keras.export import export_onnx
+
+    return export_onnx(model, os.path.join(folder, "model.onnx"), batch_size=1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Runtime:
     """One column of the latency table.
@@ -76,9 +82,10 @@ RUNTIMES = (
     Runtime(
         "TFLite int8", "tflite", functools.partial(_tflite, "int8"), float32=False, threaded=True
     ),
+    Runtime("ONNX Runtime", "onnx", _onnx, threaded=True),
 )
 #: ``--quick``: the runtimes it times.
-QUICK_RUNTIMES = ("Keras", "TFLite fp32")
+QUICK_RUNTIMES = ("Keras", "TFLite fp32", "ONNX Runtime")
 #: Timed rounds, warm-up rounds and matmul size of a full run and of ``--quick``.
 COUNTS = {
     False: dict(runs=30, warmup=3, peak_size=harness.PEAK_SIZE),

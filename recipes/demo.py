@@ -31,6 +31,7 @@ from cfsam_keras import data
 from cfsam_keras import training
 from cfsam_keras.evaluation import evaluate_detector
 from cfsam_keras.export import batch_detector
+from cfsam_keras.export import export_onnx
 from cfsam_keras.export import export_saved_model
 from cfsam_keras.export import export_tflite
 from cfsam_keras.export import load_predictor
@@ -72,7 +73,9 @@ def parser():
         help="validation images drawn in the report",
     )
     g.add_argument("--no-augment", action="store_true", help="resize only, no SSD augmentation")
-    g.add_argument("--skip-export", action="store_true", help="do not export (SavedModel, TFLite)")
+    g.add_argument(
+        "--skip-export", action="store_true", help="do not export (SavedModel, TFLite, ONNX)"
+    )
     return p
 
 
@@ -133,11 +136,12 @@ def main(argv=None):
         t = time.perf_counter()
         metrics.update(export_and_score(model, run_dir.root, train_source, val_source))
         notes.append(
-            "Exports: a TF Serving SavedModel in `export/1` and TFLite files "
+            "Exports: a TF Serving SavedModel in `export/1`, TFLite files "
             "`export/demo_float32.tflite` and `export/demo_int8.tflite` (int8 calibrated on "
-            "100 training images); their AP50 on the val split is in the metrics table."
+            "100 training images) and `export/demo.onnx` (run with ONNX Runtime); the AP50 "
+            "of the files on the val split is in the metrics table."
         )
-        timings["export and TFLite scoring"] = time.perf_counter() - t
+        timings["export and scoring of the exports"] = time.perf_counter() - t
     with open(os.path.join(run_dir.root, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
 
@@ -176,7 +180,7 @@ def validation_metrics(det, val_source):
 
 
 def export_and_score(model, root, train_source, val_source):
-    """Exports the SavedModel and float32 / int8 TFLite files; the TFLite files' AP50."""
+    """Exports the SavedModel, float32 / int8 TFLite files and an ONNX file; the files' AP50."""
     folder = os.path.join(root, "export")
     export_saved_model(model, folder)
     input_size = model.input_shape[1]
@@ -192,6 +196,10 @@ def export_and_score(model, root, train_source, val_source):
         predictor = batch_detector(load_predictor("tflite", path))
         result = evaluate_detector(predictor, val_source, batch_size=16, input_size=input_size)
         scores[f"AP50 TFLite {title}"] = float(result["coco"]["AP50"])
+    path = export_onnx(model, os.path.join(folder, "demo.onnx"))
+    predictor = batch_detector(load_predictor("onnx", path))
+    result = evaluate_detector(predictor, val_source, batch_size=16, input_size=input_size)
+    scores["AP50 ONNX"] = float(result["coco"]["AP50"])
     return scores
 
 

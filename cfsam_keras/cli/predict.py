@@ -15,7 +15,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "predict",
-        help="detect objects in images with a .keras model, a SavedModel or a TFLite file",
+        help="detect objects in images with a .keras model, a SavedModel, a TFLite or ONNX file",
         description=(
             "Run a detector on image files and/or folders of images. Writes, into --out, "
             "each image with its boxes and class names drawn (<name>.png) and "
@@ -27,6 +27,7 @@ def add_parser(subparsers):
     source.add_argument("--model", help="a trained .keras model")
     source.add_argument("--saved-model", help="an exported SavedModel version folder")
     source.add_argument("--tflite", help="an exported .tflite file")
+    source.add_argument("--onnx", help="an exported .onnx file (run with ONNX Runtime)")
     parser.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     parser.add_argument(
         "--out", default=os.path.join("runs", "predict"), help="output folder (default %(default)s)"
@@ -84,12 +85,17 @@ def _load(args):
 
     if args.model:
         return load_predictor("keras", load_keras_model(args.model))
-    kind, path = ("saved_model", args.saved_model) if args.saved_model else ("tflite", args.tflite)
-    name = "--saved-model" if kind == "saved_model" else "--tflite"
+    kind, path = next(
+        (kind, getattr(args, kind))
+        for kind in ("saved_model", "tflite", "onnx")
+        if getattr(args, kind)
+    )
+    name = "--" + kind.replace("_", "-")
     if kind == "saved_model" and not os.path.isdir(path):
         raise CLIError(f"{name}: no such folder: {path}")
-    if kind == "tflite" and not (path.endswith(".tflite") and os.path.isfile(path)):
-        raise CLIError(f"{name} must be an existing .tflite file, got {path}")
+    suffix = f".{kind}"
+    if kind != "saved_model" and not (path.endswith(suffix) and os.path.isfile(path)):
+        raise CLIError(f"{name} must be an existing {suffix} file, got {path}")
     try:
         return load_predictor(kind, path)
     except (OSError, ValueError, RuntimeError, ImportError) as e:

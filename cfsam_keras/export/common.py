@@ -1,8 +1,12 @@
 """Helpers shared by the exports and the predictors."""
 
+import inspect
 import os
 
 import keras
+import tensorflow as tf
+
+from cfsam_keras.models import postprocessor
 
 
 def check_tensorflow_backend(what):
@@ -25,3 +29,36 @@ def write_class_names(path, class_names):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(class_names) + "\n")
+
+
+def effective_settings(**settings):
+    """The inference settings ``postprocessor`` runs with: ``settings`` over its defaults."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(postprocessor).parameters.items()
+        if p.default is not inspect.Parameter.empty and name != "nms_method"
+    }
+    return {**defaults, **settings}
+
+
+def detection_function(model, **settings):
+    """Images uint8 ``[B, S, S, 3]`` -> the detection outputs of the TFLite and ONNX files.
+
+    The post-processing is ``postprocessor``'s with ``nms_method="class_offset"``: one
+    NMS per image, which TFLite (``NON_MAX_SUPPRESSION_V5``) and ONNX
+    (``NonMaxSuppression``) both have as a standard operator.
+    """
+    postprocess = postprocessor(model, nms_method="class_offset", **settings)
+
+    def detect(images):
+        raw = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        out = postprocess(raw)
+        return {
+            "detection_boxes": tf.gather(out["boxes"], [1, 0, 3, 2], axis=-1),
+            "detection_scores": out["scores"],
+            "detection_classes": out["classes"],
+            "num_detections": out["num_detections"],
+            "raw_predictions": raw,
+        }
+
+    return detect

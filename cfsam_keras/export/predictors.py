@@ -1,11 +1,11 @@
-"""One interface over the three ways to run a detector: Keras, SavedModel, TFLite.
+"""One interface over the ways to run a detector: Keras, SavedModel, TFLite, ONNX.
 
 ``load_predictor`` gives an object whose ``predict(image)`` takes one RGB uint8
 image ``[H, W, 3]`` of any size and returns its detections as NumPy arrays:
 ``boxes`` ``[N, 4]`` normalised ``(xmin, ymin, xmax, ymax)`` of the original
 image (the library's ``rel_xyxy``), ``scores`` ``[N]`` and ``classes`` ``[N]``
-(0-based), best first. All three resize with the same bilinear resize, so they
-see the same pixels (the TFLite input is additionally rounded to uint8).
+(0-based), best first. All resize with the same bilinear resize, so they see the
+same pixels (the TFLite and ONNX inputs are additionally rounded to uint8).
 ``cfsam-keras predict`` is built on it.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from cfsam_keras.export.common import read_class_names
+from cfsam_keras.export.onnx import read_metadata
 from cfsam_keras.export.saved_model import CLASS_NAMES_FILE
 from cfsam_keras.export.saved_model import SERVING_DEFAULT
 from cfsam_keras.export.saved_model import resize_images
@@ -24,7 +25,7 @@ from cfsam_keras.models import check_class_names
 from cfsam_keras.models import detector
 from cfsam_keras.models import model_config
 
-PREDICTOR_KINDS = ("keras", "saved_model", "tflite")
+PREDICTOR_KINDS = ("keras", "saved_model", "tflite", "onnx")
 
 
 def _check_image(image):
@@ -32,6 +33,15 @@ def _check_image(image):
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected one RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
     return image
+
+
+def _uint8_batch(image, input_size):
+    """``[1, S, S, 3]`` uint8: ``image`` resized as the Keras predictor resizes, rounded."""
+    image = _check_image(image)
+    if image.shape[:2] != (input_size, input_size):
+        image = resize_images(image[None], input_size).numpy()[0]
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return image[None]
 
 
 def _trim(boxes, scores, classes, num):
@@ -152,11 +162,7 @@ class TFLitePredictor:
         self.class_names = read_class_names(names_file) if os.path.isfile(names_file) else None
 
     def preprocess(self, image):
-        image = _check_image(image)
-        if image.shape[:2] != (self.input_size, self.input_size):
-            image = resize_images(image[None], self.input_size).numpy()[0]
-            image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-        return image[None]
+        return _uint8_batch(image, self.input_size)
 
     def run(self, batch):
         """All outputs of the TFLite model for a uint8 ``[1, S, S, 3]`` batch."""
@@ -176,18 +182,73 @@ class TFLitePredictor:
         return self.predict_preprocessed(self.preprocess(image))
 
 
+class ONNXPredictor:
+    """Runs a ``.onnx`` file from ``export_onnx`` with ONNX Runtime on the CPU.
+
+    Args:
+        path: the ``.onnx`` file.
+        num_threads: intra-op threads; default: every CPU core, as the other
+            predictors use.
+    """
+
+    kind = "onnx"
+
+    def __init__(self, path, num_threads=None):
+        try:
+            import onnxruntime  # noqa: PLC0415 (optional extra)
+        except ImportError:
+            raise ImportError(
+                "running an .onnx file needs ONNX Runtime: pip install 'cfsam-keras[onnx]'"
+            ) from None
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such ONNX file: {path}")
+        self.num_threads = int(num_threads or os.cpu_count() or 1)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.num_threads
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        (images,) = self.session.get_inputs()
+        if images.name != "images" or len(images.shape) != 4:
+            raise ValueError(f"{path} was not written by export_onnx (input {images.name!r})")
+        metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.input_size = int(images.shape[1])
+        self.class_names = metadata["class_names"]
+        self._names = [o.name for o in self.session.get_outputs()]
+
+    def preprocess(self, image):
+        return _uint8_batch(image, self.input_size)
+
+    def run(self, batch):
+        """All outputs of the ONNX model for a uint8 ``[B, S, S, 3]`` batch, by name."""
+        return dict(zip(self._names, self.session.run(None, {"images": np.asarray(batch)})))
+
+    def predict_preprocessed(self, batch):
+        out = self.run(batch)
+        return _trim(
+            out["detection_boxes"][0][:, [1, 0, 3, 2]],
+            out["detection_scores"][0],
+            out["detection_classes"][0],
+            out["num_detections"][0],
+        )
+
+    def predict(self, image):
+        return self.predict_preprocessed(self.preprocess(image))
+
+
 def load_predictor(kind, path_or_model, **kwargs):
     """Loads a predictor of the given kind.
 
     Args:
         kind: ``"keras"`` (a ``.keras`` file or a model object),
-            ``"saved_model"`` (a SavedModel version folder) or ``"tflite"``
-            (a ``.tflite`` file).
+            ``"saved_model"`` (a SavedModel version folder), ``"tflite"``
+            (a ``.tflite`` file) or ``"onnx"`` (an ``.onnx`` file).
         path_or_model: what to load.
         **kwargs: passed to the predictor class.
 
     Returns:
-        A `KerasPredictor`, `SavedModelPredictor` or `TFLitePredictor`.
+        A `KerasPredictor`, `SavedModelPredictor`, `TFLitePredictor` or `ONNXPredictor`.
 
     Example:
 
@@ -198,6 +259,7 @@ def load_predictor(kind, path_or_model, **kwargs):
         "keras": KerasPredictor,
         "saved_model": SavedModelPredictor,
         "tflite": TFLitePredictor,
+        "onnx": ONNXPredictor,
     }
     if kind not in classes:
         raise ValueError(f"kind must be one of {PREDICTOR_KINDS}, got {kind!r}")

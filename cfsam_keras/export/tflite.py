@@ -26,11 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from cfsam_keras.export.common import check_tensorflow_backend
+from cfsam_keras.export.common import detection_function
 from cfsam_keras.export.common import write_class_names
 from cfsam_keras.export.saved_model import resize_images
 from cfsam_keras.models import check_class_names
 from cfsam_keras.models import model_config
-from cfsam_keras.models import postprocessor
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 
@@ -43,18 +43,7 @@ def class_names_path(tflite_path):
 
 def _build_archive(model, input_size, settings):
     # One NON_MAX_SUPPRESSION_V5 per image: a TFLite builtin.
-    postprocess = postprocessor(model, nms_method="class_offset", **settings)
-
-    def detect(images):
-        raw = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
-        out = postprocess(raw)
-        return {
-            "detection_boxes": tf.gather(out["boxes"], [1, 0, 3, 2], axis=-1),
-            "detection_scores": out["scores"],
-            "detection_classes": out["classes"],
-            "num_detections": out["num_detections"],
-            "raw_predictions": raw,
-        }
+    detect = detection_function(model, **settings)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -100,8 +100,8 @@ def test_command_for_reproduces_the_settings():
 
 
 def test_bad_flags_are_one_line_errors(tmp_path):
-    with pytest.raises(SystemExit, match="--runtimes: unknown \\['ONNX'\\]"):
-        latency.main(["--runtimes", "Keras,ONNX", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--runtimes: unknown \\['CoreML'\\]"):
+        latency.main(["--runtimes", "Keras,CoreML", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--runs"):
         latency.main(["--quick", "--runs", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--threads"):
@@ -116,7 +116,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path):
     assert set(row) == set(latency.QUICK_RUNTIMES) | {harness.PEAK}
     assert all(v["median_ms"] > 0 and len(v["times_ms"]) == 2 for v in row.values())
     assert row[harness.PEAK]["gflop_per_s"] > 0
-    assert row["TFLite fp32"]["threads"] == os.cpu_count()
+    assert row["TFLite fp32"]["threads"] == row["ONNX Runtime"]["threads"] == os.cpu_count()
     assert all(g > 0 for g in record["gflops"].values())
     assert record["settings"]["runs"] == 2 and record["machine"]["cores"] == os.cpu_count()
     text = (tmp_path / "latency.md").read_text()

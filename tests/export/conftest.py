@@ -4,6 +4,25 @@ import numpy as np
 import pytest
 from export_helpers import NUM_CLASSES
 from export_helpers import SIZE
+from export_helpers import random_images
+
+
+def _confident_like_trained(model, background_bias):
+    """Raises the background logit of every class head, as training does.
+
+    With random weights the class scores are near uniform: thousands of boxes tie
+    within the 1e-3 by which TFLite's arithmetic may differ from TensorFlow's, so
+    which of them make the top 200 is arbitrary. A trained detector calls most
+    boxes background; so does this one.
+    """
+    from cfsam_keras.models import model_config
+
+    classes = model_config(model)["num_classes"] + 1
+    for layer in model.layers:
+        if layer.name.startswith("class_head_"):
+            bias = np.asarray(layer.bias)
+            bias[::classes] += background_bias
+            layer.bias.assign(bias)
 
 
 def _recalibrate_batch_norm(model, images):
@@ -78,3 +97,30 @@ def tflite_float32(trained_model, tmp_path_factory):
 
     path = str(tmp_path_factory.mktemp("tflite") / "small.tflite")
     return export_tflite(trained_model[0], path)
+
+
+@pytest.fixture(scope="session")
+def vgg16_cfsam(shapes_dataset):
+    """SSD300-VGG16 with an active CFSAM branch, and uint8 images [4, 300, 300, 3]
+    (two random, two built-in val images)."""
+    import keras
+
+    from cfsam_keras.data import coco
+    from cfsam_keras.data import eval_pipeline
+    from cfsam_keras.models import SSD300
+
+    # Seeded: with some random weights two detections tie in score, and the TFLite
+    # file and Keras may list them in either order.
+    keras.utils.set_random_seed(1)
+    model = SSD300(20, backbone="vgg16", attention="cfsam")
+    assert any(w.path.endswith("fusion_scale") for w in model.weights)
+    # Make the CFSAM branch active (it starts as the identity) so it is exercised.
+    for weight in model.weights:
+        if weight.path.endswith("fusion_scale"):
+            weight.assign(keras.ops.ones_like(weight) * 0.5)
+    _confident_like_trained(model, 3.0)
+    builtin = next(iter(eval_pipeline(coco(*shapes_dataset["val"]), 300, 2)))["images"].numpy()
+    images = np.concatenate(
+        [random_images(2, size=300, seed=11), np.round(builtin).astype(np.uint8)]
+    )
+    return model, images

@@ -32,3 +32,48 @@ def box_iou(a, b):
     area_a = np.prod(np.clip(a[..., 2:] - a[..., :2], 0, None), axis=-1)
     area_b = np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)
     return inter / np.maximum(area_a + area_b - inter, 1e-12)
+
+
+def keras_detections(model, images, **kwargs):
+    from cfsam_keras.models import detector
+
+    out = detector(model, **kwargs).predict_on_batch(images.astype(np.float32))
+    return [
+        {
+            k: np.asarray(out[key][i])[: out["num_detections"][i]]
+            for k, key in (("boxes", "boxes"), ("scores", "scores"), ("classes", "classes"))
+        }
+        for i in range(len(images))
+    ]
+
+
+def assert_matched(reference, candidate, min_score, min_iou):
+    """Every reference detection >= min_score has a same-class candidate with IoU >= min_iou."""
+    checked = 0
+    for ref, cand in zip(reference, candidate):
+        for box, score, cls in zip(ref["boxes"], ref["scores"], ref["classes"]):
+            if score < min_score:
+                continue
+            same = cand["classes"] == cls
+            best = box_iou(box[None], cand["boxes"][same]).max(initial=0.0)
+            assert best >= min_iou, (box, score, cls, best)
+            checked += 1
+    return checked
+
+
+def cli(*argv):
+    """Runs one of this package's sub-commands in-process; returns (code, stderr line)."""
+    import argparse
+    import importlib
+
+    from cfsam_keras.cli import CLIError
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    for name in ("export", "predict"):
+        importlib.import_module(f"cfsam_keras.cli.{name}").add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args), ""
+    except CLIError as e:
+        return 2, str(e)

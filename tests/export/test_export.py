@@ -9,40 +9,15 @@ import numpy as np
 import pytest
 from export_helpers import NUM_CLASSES
 from export_helpers import SIZE
+from export_helpers import assert_matched
 from export_helpers import box_iou
+from export_helpers import cli
+from export_helpers import keras_detections
 from export_helpers import random_images
 from export_helpers import saved_model_cli
 
 from cfsam_keras.data import BUILTIN_CLASSES
 from cfsam_keras.models import model_config
-
-
-def _keras_detections(model, images, **kwargs):
-    from cfsam_keras.models import detector
-
-    out = detector(model, **kwargs).predict_on_batch(images.astype(np.float32))
-    return [
-        {
-            k: np.asarray(out[key][i])[: out["num_detections"][i]]
-            for k, key in (("boxes", "boxes"), ("scores", "scores"), ("classes", "classes"))
-        }
-        for i in range(len(images))
-    ]
-
-
-def _assert_matched(reference, candidate, min_score, min_iou):
-    """Every reference detection >= min_score has a same-class candidate with IoU >= min_iou."""
-    checked = 0
-    for ref, cand in zip(reference, candidate):
-        for box, score, cls in zip(ref["boxes"], ref["scores"], ref["classes"]):
-            if score < min_score:
-                continue
-            same = cand["classes"] == cls
-            best = box_iou(box[None], cand["boxes"][same]).max(initial=0.0)
-            assert best >= min_iou, (box, score, cls, best)
-            checked += 1
-    return checked
-
 
 # --- quick tests ---------------------------------------------------------------------------
 
@@ -75,39 +50,21 @@ def test_representative_images_validates_and_resizes():
         list(_representative_images([], 32, limit=5))
 
 
-def _cli(*argv):
-    """Runs one of this package's sub-commands in-process; returns (code, stderr line)."""
-    import argparse
-    import importlib
-
-    from cfsam_keras.cli import CLIError
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    for name in ("export", "predict"):
-        importlib.import_module(f"cfsam_keras.cli.{name}").add_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args), ""
-    except CLIError as e:
-        return 2, str(e)
-
-
 def test_cli_one_line_errors(tmp_path):
-    code, message = _cli(
+    code, message = cli(
         "export", "--model", "model.h5", "--format", "tflite", "--out", str(tmp_path)
     )
     assert code == 2 and "must be a .keras file" in message
-    code, message = _cli(
+    code, message = cli(
         "export", "--model", str(tmp_path / "x.keras"), "--format", "tflite", "--out", str(tmp_path)
     )
     assert code == 2 and "no such file" in message
-    code, message = _cli("predict", "--tflite", "m.tflite", str(tmp_path / "missing"))
+    code, message = cli("predict", "--tflite", "m.tflite", str(tmp_path / "missing"))
     assert code == 2 and "no such file or folder" in message and "missing" in message
-    code, message = _cli("predict", "--tflite", "m.tflite", str(tmp_path))
+    code, message = cli("predict", "--tflite", "m.tflite", str(tmp_path))
     assert code == 2 and "no images" in message
     (tmp_path / "a.png").write_bytes(b"not a png")
-    code, message = _cli("predict", "--tflite", str(tmp_path / "none.tflite"), str(tmp_path))
+    code, message = cli("predict", "--tflite", str(tmp_path / "none.tflite"), str(tmp_path))
     assert code == 2 and "existing .tflite file" in message
 
 
@@ -170,7 +127,7 @@ def test_saved_model_matches_keras_detector(trained_model, saved_model_dir):
     serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
     for images in (train_images, random_images(3)):
         out = serve(images=tf.constant(images))
-        expected = _keras_detections(model, images)
+        expected = keras_detections(model, images)
         for i, ref in enumerate(expected):
             n = int(out["num_detections"][i])
             assert n == len(ref["boxes"])
@@ -180,8 +137,7 @@ def test_saved_model_matches_keras_detector(trained_model, saved_model_dir):
             names = out["detection_class_names"].numpy()[i, :n].astype(str)
             assert list(names) == [model_config(model)["class_names"][c] for c in ref["classes"]]
     assert (
-        sum(len(r["boxes"]) for r in _keras_detections(model, train_images, score_threshold=0.3))
-        > 0
+        sum(len(r["boxes"]) for r in keras_detections(model, train_images, score_threshold=0.3)) > 0
     )
 
 
@@ -296,7 +252,7 @@ def test_tflite_float32_matches_keras(trained_model, tflite_float32):
     expected = model.predict_on_batch(images.astype(np.float32))
     assert raw.shape == (len(images), expected.shape[1], 4 + NUM_CLASSES + 1)
     assert np.abs(raw - expected).max() <= 1e-3
-    checked = _assert_matched(_keras_detections(model, images), detections, 0.3, 0.95)
+    checked = assert_matched(keras_detections(model, images), detections, 0.3, 0.95)
     assert checked >= 5  # the trained model finds objects
 
 
@@ -311,7 +267,7 @@ def test_tflite_quantized_detections_match(trained_model, tmp_path, quantization
     )
     predictor, detections = _tflite_detections(path, train_images)
     _builtin_ops_only(path)
-    assert _assert_matched(_keras_detections(model, train_images), detections, 0.3, 0.9) >= 5
+    assert assert_matched(keras_detections(model, train_images), detections, 0.3, 0.9) >= 5
 
 
 @pytest.mark.slow
@@ -352,11 +308,11 @@ def test_tflite_int8_ap50_close_to_float(trained_model, shapes_dataset, tflite_f
 def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset, tmp_path):
     _, keras_path, _ = trained_model
     # No --class-names: the names travel in the .keras file.
-    code, _ = _cli(
+    code, _ = cli(
         "export", "--model", keras_path, "--format", "saved_model", "--out", str(tmp_path / "exp")
     )
     assert code == 0 and os.path.isdir(tmp_path / "exp" / "1")
-    code, _ = _cli(
+    code, _ = cli(
         "export", "--model", keras_path, "--format", "tflite", "--out", str(tmp_path / "exp")
     )
     tflite = tmp_path / "exp" / "small.tflite"
@@ -369,7 +325,7 @@ def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset,
         ("--tflite", str(tflite)),
     ):
         out = tmp_path / flag.strip("-")
-        assert _cli("predict", flag, value, images, "--out", str(out))[0] == 0
+        assert cli("predict", flag, value, images, "--out", str(out))[0] == 0
         with open(out / "detections.json") as f:
             results[flag] = json.load(f)["images"]
         assert len(list(out.glob("*.png"))) == len(results[flag]) == 8
@@ -387,7 +343,7 @@ def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset,
                 "classes": np.array([d["class_id"] for d in got["detections"]]),
             }
             # Scores near the 0.3 drawing cut-off may fall either side of it.
-            _assert_matched([ref_d], [got_d], 0.35, 0.95)
+            assert_matched([ref_d], [got_d], 0.35, 0.95)
             assert [d["class_name"] for d in got["detections"]] == [
                 BUILTIN_CLASSES[d["class_id"]] for d in got["detections"]
             ]
@@ -396,53 +352,23 @@ def test_cli_export_then_predict_draws_same_boxes(trained_model, shapes_dataset,
 # --- SSD300-VGG16 with CFSAM ----------------------------------------------------------------
 
 
-def _confident_like_trained(model, background_bias):
-    """Raises the background logit of every class head, as training does.
-
-    With random weights the class scores are near uniform: thousands of boxes tie
-    within the 1e-3 by which TFLite's arithmetic may differ from TensorFlow's, so
-    which of them make the top 200 is arbitrary. A trained detector calls most
-    boxes background; so does this one.
-    """
-    classes = model_config(model)["num_classes"] + 1
-    for layer in model.layers:
-        if layer.name.startswith("class_head_"):
-            bias = np.asarray(layer.bias)
-            bias[::classes] += background_bias
-            layer.bias.assign(bias)
-
-
 @pytest.mark.slow
-def test_vgg16_cfsam_exports_match_keras(tmp_path, shapes_dataset):
-    import keras
+def test_vgg16_cfsam_exports_match_keras(tmp_path, vgg16_cfsam):
     import tensorflow as tf
 
-    from cfsam_keras.data import coco
-    from cfsam_keras.data import eval_pipeline
     from cfsam_keras.export import export_saved_model
     from cfsam_keras.export import export_tflite
     from cfsam_keras.export import load_predictor
-    from cfsam_keras.models import SSD300
     from cfsam_keras.models import DecodePredictions
     from cfsam_keras.models import PerClassNMS
 
-    model = SSD300(20, backbone="vgg16", attention="cfsam")
-    assert any(w.path.endswith("fusion_scale") for w in model.weights)
-    # Make the CFSAM branch active (it starts as the identity) so it is exercised.
-    for weight in model.weights:
-        if weight.path.endswith("fusion_scale"):
-            weight.assign(keras.ops.ones_like(weight) * 0.5)
-    _confident_like_trained(model, 3.0)
-    builtin = next(iter(eval_pipeline(coco(*shapes_dataset["val"]), 300, 2)))["images"].numpy()
-    images = np.concatenate(
-        [random_images(2, size=300, seed=11), np.round(builtin).astype(np.uint8)]
-    )
+    model, images = vgg16_cfsam
     expected = model.predict_on_batch(images.astype(np.float32))
 
     export_dir = export_saved_model(model, str(tmp_path / "sm"))
     out = tf.saved_model.load(export_dir).signatures["serving_default"](images=tf.constant(images))
-    keras_detections = _keras_detections(model, images)
-    for i, ref in enumerate(keras_detections):
+    reference = keras_detections(model, images)
+    for i, ref in enumerate(reference):
         n = int(out["num_detections"][i])
         assert n == len(ref["boxes"])
         np.testing.assert_allclose(
@@ -467,5 +393,5 @@ def test_vgg16_cfsam_exports_match_keras(tmp_path, shapes_dataset):
         np.testing.assert_allclose(got["scores"], scores[i, : num[i]], atol=1e-5)
         np.testing.assert_array_equal(got["classes"], classes[i, : num[i]])
         np.testing.assert_allclose(got["boxes"], boxes[i, : num[i]], atol=1e-5)
-    checked = _assert_matched(keras_detections, tflite_detections, 0.3, 0.95)
+    checked = assert_matched(reference, tflite_detections, 0.3, 0.95)
     assert checked >= 10

@@ -123,7 +123,7 @@ def test_demo_recipe_one_short_epoch(tmp_path, shapes_dir):
             "2",
             "--eval-every",
             "1",
-            *TINY,
+            *[flag for flag in TINY if flag != "--skip-export"],
         ]
     )
     assert rc == 0
@@ -137,6 +137,10 @@ def test_demo_recipe_one_short_epoch(tmp_path, shapes_dir):
         "loss.png",
         "metrics.json",
         "predictions/val_1.png",
+        "export/1/saved_model.pb",
+        "export/demo_float32.tflite",
+        "export/demo_int8.tflite",
+        "export/demo.onnx",
     ):
         assert os.path.exists(os.path.join(out, name)), name
     assert os.listdir(os.path.join(out, "logs"))
@@ -144,6 +148,9 @@ def test_demo_recipe_one_short_epoch(tmp_path, shapes_dir):
     assert row["epoch"] == 1 and "val_AP50" in row and row["loss"] > 0
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert 0.0 <= metrics["AP50"] <= 1.0
+    for key in ("AP50 TFLite float32", "AP50 TFLite int8", "AP50 ONNX"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert abs(metrics["AP50 ONNX"] - metrics["AP50"]) <= 0.005
     import keras
 
     from cfsam_keras.data import BUILTIN_CLASSES
