@@ -15,23 +15,32 @@ Pipelines: `train_pipeline` (augmentation + target encoding), `eval_pipeline`
 (resize only, ids and original sizes kept), `steps_per_epoch`.
 """
 
-from cfsam_keras.data.augment import (
-    CROP_MIN_IOUS,
-    SSD_MEAN_RGB,
-    crop_resize_window,
-    photometric_distortion,
-    sample_expand,
-    sample_min_iou_crop,
-    ssd_augment,
-)
-from cfsam_keras.data.builtin import BUILTIN_CLASSES, generate_image, write_builtin_dataset
-from cfsam_keras.data.coco import CocoSource, coco
+from cfsam_keras.data.augment import CROP_MIN_IOUS
+from cfsam_keras.data.augment import SSD_MEAN_RGB
+from cfsam_keras.data.augment import crop_resize_window
+from cfsam_keras.data.augment import photometric_distortion
+from cfsam_keras.data.augment import sample_expand
+from cfsam_keras.data.augment import sample_min_iou_crop
+from cfsam_keras.data.augment import ssd_augment
+from cfsam_keras.data.builtin import BUILTIN_CLASSES
+from cfsam_keras.data.builtin import generate_image
+from cfsam_keras.data.builtin import write_builtin_dataset
+from cfsam_keras.data.coco import CocoSource
+from cfsam_keras.data.coco import coco
 from cfsam_keras.data.image_check import check_image
-from cfsam_keras.data.pipeline import eval_pipeline, steps_per_epoch, train_pipeline
-from cfsam_keras.data.report import BadInputError, InputReport
-from cfsam_keras.data.source import Source, concatenate, decode_record
-from cfsam_keras.data.tfds_source import TfdsSource, tfds_source
-from cfsam_keras.data.voc import VOC_CLASSES, VocSource, voc
+from cfsam_keras.data.pipeline import eval_pipeline
+from cfsam_keras.data.pipeline import steps_per_epoch
+from cfsam_keras.data.pipeline import train_pipeline
+from cfsam_keras.data.report import BadInputError
+from cfsam_keras.data.report import InputReport
+from cfsam_keras.data.source import Source
+from cfsam_keras.data.source import concatenate
+from cfsam_keras.data.source import decode_record
+from cfsam_keras.data.tfds_source import TfdsSource
+from cfsam_keras.data.tfds_source import tfds_source
+from cfsam_keras.data.voc import VOC_CLASSES
+from cfsam_keras.data.voc import VocSource
+from cfsam_keras.data.voc import voc
 
 __all__ = [
     "BUILTIN_CLASSES",

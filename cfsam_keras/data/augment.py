@@ -74,7 +74,9 @@ def photometric_distortion(image, seed, valid=None):
     out = tf.clip_by_value(out, 0.0, 255.0)
     out = tf.cond(tf.not_equal(sat, 1.0), lambda: _scale_saturation(out, sat), lambda: out)
     # TF's fused HSV kernel (scale-invariant, so it works on 0..255 directly)
-    out = tf.cond(tf.not_equal(hue, 0.0), lambda: tf.image.adjust_hue(out, hue / 360.0), lambda: out)
+    out = tf.cond(
+        tf.not_equal(hue, 0.0), lambda: tf.image.adjust_hue(out, hue / 360.0), lambda: out
+    )
     last = tf.where(contrast_first, one, alpha)
     out = tf.cond(tf.equal(last, 1.0), lambda: out, lambda: out * last)
     out = tf.clip_by_value(out, 0.0, 255.0)
@@ -130,14 +132,25 @@ def sample_expand(height, width, seed, max_ratio=4.0, probability=0.5):
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
     h = tf.cast(height, tf.float32)
     w = tf.cast(width, tf.float32)
-    ratio = tf.where(_coin(seeds[0], probability), _uniform(seeds[1], minval=1.0, maxval=max_ratio), 1.0)
+    ratio = tf.where(
+        _coin(seeds[0], probability), _uniform(seeds[1], minval=1.0, maxval=max_ratio), 1.0
+    )
     canvas_h, canvas_w = tf.floor(h * ratio), tf.floor(w * ratio)
     top = tf.floor(_uniform(seeds[2]) * (canvas_h - h))
     left = tf.floor(_uniform(seeds[3]) * (canvas_w - w))
     return canvas_h, canvas_w, top, left
 
 
-def sample_min_iou_crop(canvas_h, canvas_w, boxes, seed, min_ious=CROP_MIN_IOUS, trials=50, min_scale=0.3, aspect_range=(0.5, 2.0)):
+def sample_min_iou_crop(
+    canvas_h,
+    canvas_w,
+    boxes,
+    seed,
+    min_ious=CROP_MIN_IOUS,
+    trials=50,
+    min_scale=0.3,
+    aspect_range=(0.5, 2.0),
+):
     """SSD's min-IoU crop sampler: a window on the canvas and the boxes it keeps.
 
     One option of ``min_ious`` is drawn uniformly. ``None`` keeps the whole
@@ -201,14 +214,19 @@ def _window_geometry(height, width, window, size):
     ix1, iy1 = tf.clip_by_value(x1, 0, w), tf.clip_by_value(y1, 0, h)
 
     def to_out(v, lo, hi, n):
-        return tf.cast(tf.round(tf.cast(v - lo, tf.float32) * n / tf.cast(tf.maximum(hi - lo, 1), tf.float32)), tf.int32)
+        return tf.cast(
+            tf.round(tf.cast(v - lo, tf.float32) * n / tf.cast(tf.maximum(hi - lo, 1), tf.float32)),
+            tf.int32,
+        )
 
     ox0, ox1 = to_out(ix0, x0, x1, out_w), to_out(ix1, x0, x1, out_w)
     oy0, oy1 = to_out(iy0, y0, y1, out_h), to_out(iy1, y0, y1, out_h)
     nonempty = (ix1 > ix0) & (iy1 > iy0) & (ox1 > ox0) & (oy1 > oy0)
     zero = tf.constant(0, tf.int32)
     ox0, ox1, oy0, oy1 = (tf.where(nonempty, v, zero) for v in (ox0, ox1, oy0, oy1))
-    paddings = tf.stack([tf.stack([oy0, out_h - oy1]), tf.stack([ox0, out_w - ox1]), tf.zeros([2], tf.int32)])
+    paddings = tf.stack(
+        [tf.stack([oy0, out_h - oy1]), tf.stack([ox0, out_w - ox1]), tf.zeros([2], tf.int32)]
+    )
     return iy0, ix0, iy1 - iy0, ix1 - ix0, oy1 - oy0, ox1 - ox0, paddings, nonempty
 
 
@@ -227,7 +245,9 @@ def _window_part(image, window, size, read_rect=None):
         read_rect = lambda y, x, h, w: image[y : y + h, x : x + w]  # noqa: E731
     else:
         shape = image
-    iy0, ix0, ih, iw, oh, ow, paddings, nonempty = _window_geometry(shape[0], shape[1], window, size)
+    iy0, ix0, ih, iw, oh, ow, paddings, nonempty = _window_geometry(
+        shape[0], shape[1], window, size
+    )
     part = tf.cond(
         nonempty,
         lambda: tf.image.resize(read_rect(iy0, ix0, ih, iw), tf.stack([oh, ow])),
@@ -286,7 +306,16 @@ def crop_resize_window(image, window, size, flip=False, fill_value=SSD_MEAN_RGB)
     return out, valid
 
 
-def ssd_augment(image, boxes, seed, size, fill_value=SSD_MEAN_RGB, max_expand=4.0, photometric=True, read_rect=None):
+def ssd_augment(
+    image,
+    boxes,
+    seed,
+    size,
+    fill_value=SSD_MEAN_RGB,
+    max_expand=4.0,
+    photometric=True,
+    read_rect=None,
+):
     """The full SSD training augmentation of one example.
 
     Args:
@@ -333,11 +362,15 @@ def ssd_augment(image, boxes, seed, size, fill_value=SSD_MEAN_RGB, max_expand=4.
         axis=1,
     )
     flip = _coin(seeds[2])
-    kept = tf.where(flip, tf.stack([1.0 - kept[:, 2], kept[:, 1], 1.0 - kept[:, 0], kept[:, 3]], axis=1), kept)
+    kept = tf.where(
+        flip, tf.stack([1.0 - kept[:, 2], kept[:, 1], 1.0 - kept[:, 0], kept[:, 3]], axis=1), kept
+    )
     kept = tf.clip_by_value(kept, 0.0, 1.0)
     nonzero = (kept[:, 2] > kept[:, 0]) & (kept[:, 3] > kept[:, 1])
     keep_idx = tf.boolean_mask(tf.where(keep)[:, 0], nonzero)
-    keep = tf.scatter_nd(keep_idx[:, None], tf.ones_like(keep_idx, tf.bool), tf.shape(keep, out_type=tf.int64))
+    keep = tf.scatter_nd(
+        keep_idx[:, None], tf.ones_like(keep_idx, tf.bool), tf.shape(keep, out_type=tf.int64)
+    )
     size = (int(size), int(size))
     part, paddings = _window_part(image, window - offset, size, read_rect)
     if photometric:  # only on pixels from the image: the mean fill stays as it is

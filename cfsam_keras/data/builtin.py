@@ -14,7 +14,8 @@ import math
 import os
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+from PIL import ImageDraw
 
 #: Object classes of the built-in dataset.
 BUILTIN_CLASSES = ("circle", "square", "triangle", "cross", "ring")
@@ -88,7 +89,11 @@ def _clutter(draw, rng, size):
     """Distractors: lines and jagged polygons that are none of the classes."""
     for _ in range(rng.integers(3, 12)):
         p = rng.uniform(0, size, 4)
-        draw.line(list(p), fill=tuple(int(c) for c in rng.integers(0, 256, 3)), width=int(rng.integers(1, 3)))
+        draw.line(
+            list(p),
+            fill=tuple(int(c) for c in rng.integers(0, 256, 3)),
+            width=int(rng.integers(1, 3)),
+        )
     for _ in range(rng.integers(0, 4)):
         r = size * math.exp(rng.uniform(math.log(0.02), math.log(0.15)))
         cx, cy = rng.uniform(0, size, 2)
@@ -168,7 +173,9 @@ def _write_split(out_dir, split, count, seed, image_size, jpeg_quality):
         image, boxes, classes = generate_image(seed, i, image_size, split)
         file_name = f"{i + 1:06d}.jpg"
         Image.fromarray(image).save(os.path.join(folder, file_name), quality=jpeg_quality)
-        images.append({"id": i + 1, "file_name": file_name, "width": image_size, "height": image_size})
+        images.append(
+            {"id": i + 1, "file_name": file_name, "width": image_size, "height": image_size}
+        )
         for (x0, y0, x1, y1), c in zip(boxes.tolist(), classes.tolist()):
             w, h = x1 - x0, y1 - y0
             annotations.append(
@@ -185,7 +192,10 @@ def _write_split(out_dir, split, count, seed, image_size, jpeg_quality):
         "info": {"description": f"cfsam-keras built-in shapes dataset, seed {seed}, {split}"},
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(BUILTIN_CLASSES)],
+        "categories": [
+            {"id": i + 1, "name": n, "supercategory": "shape"}
+            for i, n in enumerate(BUILTIN_CLASSES)
+        ],
     }
     path = os.path.join(out_dir, f"instances_{split}.json")
     with open(path, "w", encoding="utf-8") as f:

@@ -6,10 +6,16 @@ import json
 import os
 
 import numpy as np
+from pycocotools.coco import COCO
 
 from cfsam_keras.data.image_check import check_images
-from cfsam_keras.data.report import DROPPED, FIXED, SKIPPED, InputReport
-from cfsam_keras.data.source import Source, clean_boxes, records_from_lists
+from cfsam_keras.data.report import DROPPED
+from cfsam_keras.data.report import FIXED
+from cfsam_keras.data.report import SKIPPED
+from cfsam_keras.data.report import InputReport
+from cfsam_keras.data.source import Source
+from cfsam_keras.data.source import clean_boxes
+from cfsam_keras.data.source import records_from_lists
 
 
 class CocoSource(Source):
@@ -25,8 +31,6 @@ class CocoSource(Source):
 
 
 def _load_coco(annotation_file):
-    from pycocotools.coco import COCO
-
     if not os.path.isfile(annotation_file):
         raise FileNotFoundError(f"COCO annotation file not found: {annotation_file}")
     try:
@@ -36,7 +40,9 @@ def _load_coco(annotation_file):
         raise ValueError(f"{annotation_file}: not a valid JSON file ({e}).") from None
     for key in ("images", "annotations", "categories"):
         if not isinstance(dataset.get(key), list):
-            raise ValueError(f"{annotation_file}: missing or invalid '{key}' list (not a COCO detection file).")
+            raise ValueError(
+                f"{annotation_file}: missing or invalid '{key}' list (not a COCO detection file)."
+            )
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -89,7 +95,11 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
     known_ids = {im["id"] for im in images}
     for ann in gt.dataset["annotations"]:
         if ann.get("image_id") not in known_ids:
-            report.add(annotation_file, f"annotation {ann.get('id')} points at unknown image id {ann.get('image_id')}", DROPPED)
+            report.add(
+                annotation_file,
+                f"annotation {ann.get('id')} points at unknown image id {ann.get('image_id')}",
+                DROPPED,
+            )
 
     paths = [os.path.join(image_dir, im["file_name"]) for im in images]
     infos = check_images(paths, verify=verify)
@@ -100,7 +110,12 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
             continue
         declared = (im.get("width"), im.get("height"))
         if declared != (None, None) and declared != (info.width, info.height):
-            report.add(path, f"image is {info.width}x{info.height} but {os.path.basename(annotation_file)} says {declared[0]}x{declared[1]}", SKIPPED)
+            report.add(
+                path,
+                f"image is {info.width}x{info.height} but "
+                f"{os.path.basename(annotation_file)} says {declared[0]}x{declared[1]}",
+                SKIPPED,
+            )
             continue
         parsed = _parse_annotations(gt.imgToAnns.get(im["id"], []), class_of)
         if isinstance(parsed, str):
@@ -119,7 +134,9 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
     source = CocoSource(
         name,
         [str(c.get("name", c["id"])) for c in categories],
-        records_from_lists(out["paths"], out["boxes"], out["classes"], out["ids"], is_crowd=out["crowd"]),
+        records_from_lists(
+            out["paths"], out["boxes"], out["classes"], out["ids"], is_crowd=out["crowd"]
+        ),
         len(out["paths"]),
         report,
     )

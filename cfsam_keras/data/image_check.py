@@ -14,7 +14,12 @@ import os
 from PIL import Image
 
 # Formats tf.io.decode_image reads, and the extensions that name them.
-_TF_FORMATS = {"JPEG": (".jpg", ".jpeg", ".jpe"), "PNG": (".png",), "GIF": (".gif",), "BMP": (".bmp",)}
+_TF_FORMATS = {
+    "JPEG": (".jpg", ".jpeg", ".jpe"),
+    "PNG": (".png",),
+    "GIF": (".gif",),
+    "BMP": (".bmp",),
+}
 _RGB_MODES = ("RGB",)
 
 
@@ -85,7 +90,10 @@ def check_image(path, verify="header"):
         return ImageInfo(path, error="truncated PNG (no IEND chunk)")
     fixes = []
     if not path.lower().endswith(_TF_FORMATS[fmt]):
-        fixes.append(f"{fmt} data under a {os.path.splitext(path)[1] or 'missing'} extension, decoded as {fmt}")
+        fixes.append(
+            f"{fmt} data under a {os.path.splitext(path)[1] or 'missing'} extension, "
+            f"decoded as {fmt}"
+        )
     if mode not in _RGB_MODES:
         fixes.append(f"{mode} image converted to RGB")
     return ImageInfo(path, width, height, fixes=fixes)

@@ -3,10 +3,13 @@
 import numpy as np
 import tensorflow as tf
 
-from cfsam_keras.data.augment import SSD_MEAN_RGB, ssd_augment
-from cfsam_keras.data.source import decode_record, read_record
+from cfsam_keras.data.augment import SSD_MEAN_RGB
+from cfsam_keras.data.augment import ssd_augment
+from cfsam_keras.data.source import decode_record
+from cfsam_keras.data.source import read_record
 from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
 from cfsam_keras.defaults import VARIANCES
+from cfsam_keras.targets import encode
 from cfsam_keras.validation import positive_int
 
 
@@ -19,7 +22,9 @@ def _decode_any(data):
 def _augment_encoded(data, boxes, seed, input_size, fill_value, max_expand):
     """`ssd_augment` on encoded bytes: a JPEG is decoded only inside the crop window."""
     is_jpeg = tf.io.is_jpeg(data)
-    shape = tf.cond(is_jpeg, lambda: tf.io.extract_jpeg_shape(data)[:2], lambda: tf.shape(_decode_any(data))[:2])
+    shape = tf.cond(
+        is_jpeg, lambda: tf.io.extract_jpeg_shape(data)[:2], lambda: tf.shape(_decode_any(data))[:2]
+    )
 
     def read_rect(y, x, h, w):
         return tf.cond(
@@ -131,7 +136,6 @@ def train_pipeline(
     >>> ds = train_pipeline(source, anchors, 300, 32, seed=0)
     >>> model.fit(ds, steps_per_epoch=steps_per_epoch(source, 32), epochs=10)
     """
-    from cfsam_keras.targets import encode
 
     input_size = positive_int(input_size, "input_size")
     batch_size = positive_int(batch_size, "batch_size")
@@ -146,10 +150,13 @@ def train_pipeline(
         seed = tf.stack([base_seed, index])
         if augment and "encoded_image" in example:
             image, boxes, keep = _augment_encoded(
-                example["encoded_image"], boxes, seed, input_size, fill_value, max_expand)
+                example["encoded_image"], boxes, seed, input_size, fill_value, max_expand
+            )
             classes = tf.boolean_mask(classes, keep)
         elif augment:
-            image, boxes, keep = ssd_augment(example["image"], boxes, seed, input_size, fill_value, max_expand)
+            image, boxes, keep = ssd_augment(
+                example["image"], boxes, seed, input_size, fill_value, max_expand
+            )
             classes = tf.boolean_mask(classes, keep)
         else:
             image = tf.image.resize(tf.cast(example["image"], tf.float32), [input_size, input_size])
@@ -169,12 +176,15 @@ def train_pipeline(
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
-        ds = ds.enumerate().map(finish, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        ds = ds.enumerate().map(
+            finish, num_parallel_calls=num_parallel_calls, deterministic=deterministic
+        )
     else:
         if shuffle_buffer:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
+
         def undecoded(record):
             if not augment:
                 return decode_record(record)
@@ -209,7 +219,15 @@ def resize_example(example, input_size):
     }
 
 
-def eval_pipeline(source, input_size, batch_size, cache=False, strict=False, input_context=None, num_parallel_calls=tf.data.AUTOTUNE):
+def eval_pipeline(
+    source,
+    input_size,
+    batch_size,
+    cache=False,
+    strict=False,
+    input_context=None,
+    num_parallel_calls=tf.data.AUTOTUNE,
+):
     """Evaluation batches: every image once, in source order, resized to S x S.
 
     Each batch is a dict: ``images`` float32 ``[B, S, S, 3]`` (0..255),

@@ -86,7 +86,11 @@ class InputReport:
             if not items:
                 continue
             named = "; ".join(f"{p.file}: {p.reason}" for p in items[:_NAMES_IN_SUMMARY])
-            more = f"; and {len(items) - _NAMES_IN_SUMMARY} more" if len(items) > _NAMES_IN_SUMMARY else ""
+            more = (
+                f"; and {len(items) - _NAMES_IN_SUMMARY} more"
+                if len(items) > _NAMES_IN_SUMMARY
+                else ""
+            )
             plural = "es" if noun == "box" and len(items) != 1 else ("s" if len(items) != 1 else "")
             parts.append(f"{action} {len(items)} {noun}{plural} ({named}{more})")
         if not parts:

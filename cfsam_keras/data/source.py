@@ -17,7 +17,9 @@ shuffle, shard and repeat before paying for decoding.
 import numpy as np
 import tensorflow as tf
 
-from cfsam_keras.data.report import DROPPED, FIXED, InputReport
+from cfsam_keras.data.report import DROPPED
+from cfsam_keras.data.report import FIXED
+from cfsam_keras.data.report import InputReport
 
 RECORD_SIGNATURE = {
     "path": tf.TensorSpec([], tf.string),
@@ -76,7 +78,9 @@ class Source:
         """The undecoded records, a ``tf.data.Dataset`` (see `RECORD_SIGNATURE`)."""
         return self._records_fn()
 
-    def dataset(self, shuffle=False, seed=None, shuffle_buffer=1024, num_parallel_calls=tf.data.AUTOTUNE):
+    def dataset(
+        self, shuffle=False, seed=None, shuffle_buffer=1024, num_parallel_calls=tf.data.AUTOTUNE
+    ):
         """Decoded examples in the common format, a ``tf.data.Dataset``.
 
         Args:
@@ -120,7 +124,11 @@ def records_from_lists(paths, boxes, classes, image_ids, difficult=None, is_crow
     lengths = [len(c) for c in classes]
 
     def ragged(values, dtype, width=None):
-        flat = np.concatenate([np.asarray(v, dtype).reshape(-1, *(width or ())) for v in values]) if n else np.zeros((0, *(width or ())), dtype)
+        flat = (
+            np.concatenate([np.asarray(v, dtype).reshape(-1, *(width or ())) for v in values])
+            if n
+            else np.zeros((0, *(width or ())), dtype)
+        )
         return tf.RaggedTensor.from_row_lengths(flat.astype(dtype), np.asarray(lengths, np.int64))
 
     difficult = difficult if difficult is not None else [np.zeros(k, bool) for k in lengths]
@@ -134,7 +142,9 @@ def records_from_lists(paths, boxes, classes, image_ids, difficult=None, is_crow
         "difficult": ragged(difficult, bool),
         "is_crowd": ragged(is_crowd, bool),
     }
-    tensors = {k: (v if isinstance(v, tf.RaggedTensor) else tf.constant(v)) for k, v in tensors.items()}
+    tensors = {
+        k: (v if isinstance(v, tf.RaggedTensor) else tf.constant(v)) for k, v in tensors.items()
+    }
     return lambda: tf.data.Dataset.from_tensor_slices(tensors)
 
 
@@ -153,10 +163,18 @@ def clean_boxes(file, boxes, width, height, report, what="box"):
     clipped = np.clip(boxes, 0.0, scale)
     keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     for i in np.flatnonzero(~keep):
-        report.add(file, f"zero-area {what} {boxes[i].round(2).tolist()} inside {width}x{height} image", DROPPED)
+        report.add(
+            file,
+            f"zero-area {what} {boxes[i].round(2).tolist()} inside {width}x{height} image",
+            DROPPED,
+        )
     moved = keep & np.any(np.abs(clipped - boxes) > 1e-6, axis=1)
     for i in np.flatnonzero(moved):
-        report.add(file, f"{what} {boxes[i].round(2).tolist()} clipped to the {width}x{height} image", FIXED)
+        report.add(
+            file,
+            f"{what} {boxes[i].round(2).tolist()} clipped to the {width}x{height} image",
+            FIXED,
+        )
     return (clipped[keep] / scale).astype(np.float32), keep
 
 

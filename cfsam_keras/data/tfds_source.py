@@ -31,13 +31,15 @@ def tfds_source(name, split, data_dir=None, download=True):
         A `TfdsSource`.
 
     Example:
-    >>> train = tfds_source("voc/2007", "train+validation") + tfds_source("voc/2012", "train+validation")
+    >>> train = tfds_source("voc/2007", "train+validation")
     """
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # noqa: PLC0415 (optional extra)
 
     family = name.split("/")[0]
     if family not in _SUPPORTED:
-        raise ValueError(f"tfds_source supports {', '.join(n + '/*' for n in _SUPPORTED)}; received {name!r}.")
+        raise ValueError(
+            f"tfds_source supports {', '.join(n + '/*' for n in _SUPPORTED)}; received {name!r}."
+        )
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
         builder.download_and_prepare()
@@ -57,12 +59,16 @@ def tfds_source(name, split, data_dir=None, download=True):
             "boxes": boxes,
             "classes": tf.cast(objects["label"], tf.int32),
             "image_id": tf.cast(image_id, tf.int64),
-            "difficult": tf.cast(objects["is_difficult"], tf.bool) if "is_difficult" in objects else no_flag,
+            "difficult": tf.cast(objects["is_difficult"], tf.bool)
+            if "is_difficult" in objects
+            else no_flag,
             "is_crowd": tf.cast(objects["is_crowd"], tf.bool) if "is_crowd" in objects else no_flag,
         }
 
     def records_fn():
-        ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False)
+        ds = builder.as_dataset(
+            split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False
+        )
         return ds.map(to_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     try:

@@ -7,8 +7,12 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from cfsam_keras.data.image_check import check_images
-from cfsam_keras.data.report import FIXED, SKIPPED, InputReport
-from cfsam_keras.data.source import Source, clean_boxes, records_from_lists
+from cfsam_keras.data.report import FIXED
+from cfsam_keras.data.report import SKIPPED
+from cfsam_keras.data.report import InputReport
+from cfsam_keras.data.source import Source
+from cfsam_keras.data.source import clean_boxes
+from cfsam_keras.data.source import records_from_lists
 
 #: The 20 PASCAL VOC object classes, in the standard order.
 VOC_CLASSES = (
@@ -23,10 +27,15 @@ class VocSource(Source):
 
 
 def _year_dir(devkit_dir, year):
-    for candidate in (os.path.join(devkit_dir, f"VOC{year}"), os.path.join(devkit_dir, "VOCdevkit", f"VOC{year}")):
+    for candidate in (
+        os.path.join(devkit_dir, f"VOC{year}"),
+        os.path.join(devkit_dir, "VOCdevkit", f"VOC{year}"),
+    ):
         if os.path.isdir(candidate):
             return candidate
-    raise FileNotFoundError(f"VOC{year} not found under {devkit_dir} (expected {devkit_dir}/VOC{year}/).")
+    raise FileNotFoundError(
+        f"VOC{year} not found under {devkit_dir} (expected {devkit_dir}/VOC{year}/)."
+    )
 
 
 def _image_id(stem, index):
@@ -63,7 +72,9 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
         A `VocSource`.
 
     Example:
-    >>> train = concatenate(voc("VOCdevkit", "2007", "trainval"), voc("VOCdevkit", "2012", "trainval"))
+    >>> train = concatenate(
+    ...     voc("VOCdevkit", "2007", "trainval"), voc("VOCdevkit", "2012", "trainval")
+    ... )
     """
     root = _year_dir(os.fspath(devkit_dir), year)
     split_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
@@ -89,7 +100,11 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
             continue
         size, xyxy, classes, difficult = parsed
         if size is not None and size != (info.width, info.height):
-            report.add(path, f"image is {info.width}x{info.height} but {stem}.xml says {size[0]}x{size[1]}", SKIPPED)
+            report.add(
+                path,
+                f"image is {info.width}x{info.height} but {stem}.xml says {size[0]}x{size[1]}",
+                SKIPPED,
+            )
             continue
         for fix in info.fixes:
             report.add(path, fix, FIXED)
@@ -103,7 +118,9 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
     source = VocSource(
         name,
         class_names,
-        records_from_lists(out["paths"], out["boxes"], out["classes"], out["ids"], difficult=out["difficult"]),
+        records_from_lists(
+            out["paths"], out["boxes"], out["classes"], out["ids"], difficult=out["difficult"]
+        ),
         len(out["paths"]),
         report,
     )
@@ -124,7 +141,10 @@ def _parse_xml(xml_path, class_of):
     size_node = root.find("size")
     if size_node is not None and size_node.findtext("width") and size_node.findtext("height"):
         try:
-            size = (int(float(size_node.findtext("width"))), int(float(size_node.findtext("height"))))
+            size = (
+                int(float(size_node.findtext("width"))),
+                int(float(size_node.findtext("height"))),
+            )
         except ValueError:
             return "unreadable <size>"
         if size[0] <= 0 or size[1] <= 0:
@@ -142,7 +162,10 @@ def _parse_xml(xml_path, class_of):
         except (TypeError, ValueError):
             return f"object {k} ({cls}) has an incomplete or non-numeric <bndbox>"
         if x1 < x0 or y1 < y0:
-            return f"object {k} ({cls}) has an inverted box (xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g})"
+            return (
+                f"object {k} ({cls}) has an inverted box "
+                f"(xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g})"
+            )
         xyxy.append([x0 - 1.0, y0 - 1.0, x1, y1])
         classes.append(class_of[cls])
         difficult.append(obj.findtext("difficult", "0").strip() == "1")

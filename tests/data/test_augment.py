@@ -2,19 +2,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cfsam_keras.data.augment import (
-    crop_resize_window,
-    photometric_distortion,
-    sample_min_iou_crop,
-    ssd_augment,
-)
+from cfsam_keras.data.augment import crop_resize_window
+from cfsam_keras.data.augment import photometric_distortion
+from cfsam_keras.data.augment import sample_min_iou_crop
+from cfsam_keras.data.augment import ssd_augment
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def augment_fn():
-    return tf.function(lambda image, boxes, seed: ssd_augment(image, boxes, seed, SIZE, fill_value=(0.0, 0.0, 0.0), photometric=False))
+    return tf.function(
+        lambda image, boxes, seed: ssd_augment(
+            image, boxes, seed, SIZE, fill_value=(0.0, 0.0, 0.0), photometric=False
+        )
+    )
 
 
 def test_boxes_still_bound_their_object_pixels(augment_fn):
@@ -42,7 +44,9 @@ def test_boxes_still_bound_their_object_pixels(augment_fn):
             inside = (xs + 1 >= x0) & (xs <= x1) & (ys + 1 >= y0) & (ys <= y1)  # within a pixel
             # the object's pixels lie in its box, and the box is tight to within a pixel
             assert inside.all()
-            np.testing.assert_allclose([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], [x0, y0, x1, y1], atol=1.0)
+            np.testing.assert_allclose(
+                [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], [x0, y0, x1, y1], atol=1.0
+            )
             checked += 1
     assert checked > 40 and cropped > 0 and expanded > 0  # the random steps really happened
 
@@ -60,14 +64,18 @@ def test_same_seed_same_result_and_seeds_differ(augment_fn):
 def test_image_without_boxes(augment_fn):
     image = np.full((40, 40, 3), 200, np.uint8)
     for s in range(10):
-        out, kept, keep = augment_fn(image, np.zeros((0, 4), np.float32), tf.constant([0, s], tf.int64))
+        out, kept, keep = augment_fn(
+            image, np.zeros((0, 4), np.float32), tf.constant([0, s], tf.int64)
+        )
         assert out.shape == (SIZE, SIZE, 3) and kept.shape == (0, 4) and keep.shape == (0,)
 
 
 def test_min_iou_crop_meets_its_constraint():
     boxes = tf.constant([[20.0, 20.0, 60.0, 60.0], [70.0, 10.0, 90.0, 30.0]])
     for s in range(40):
-        window, keep = sample_min_iou_crop(100.0, 100.0, boxes, tf.constant([9, s], tf.int64), min_ious=(0.5,))
+        window, keep = sample_min_iou_crop(
+            100.0, 100.0, boxes, tf.constant([9, s], tf.int64), min_ious=(0.5,)
+        )
         x0, y0, x1, y1 = window.numpy()
         w, h = x1 - x0, y1 - y0
         assert 0 <= x0 < x1 <= 100 and 0 <= y0 < y1 <= 100
@@ -81,7 +89,12 @@ def test_min_iou_crop_meets_its_constraint():
         iou = iw * ih / ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) + w * h - iw * ih)
         assert iou.max() >= 0.5 - 1e-6
         centres = (b[:, :2] + b[:, 2:]) / 2
-        inside = (centres[:, 0] > x0) & (centres[:, 0] < x1) & (centres[:, 1] > y0) & (centres[:, 1] < y1)
+        inside = (
+            (centres[:, 0] > x0)
+            & (centres[:, 0] < x1)
+            & (centres[:, 1] > y0)
+            & (centres[:, 1] < y1)
+        )
         np.testing.assert_array_equal(keep.numpy(), inside)
 
 
@@ -114,7 +127,9 @@ def test_crop_resize_window_is_pixel_exact_and_fills_outside():
     np.testing.assert_allclose(out.numpy(), image, atol=1e-3)  # identity window
     out, _ = crop_resize_window(image, [0.0, 0.0, 16.0, 16.0], 16, flip=True)
     np.testing.assert_allclose(out.numpy(), image[:, ::-1], atol=1e-3)
-    out, valid = crop_resize_window(image, [-16.0, 0.0, 16.0, 16.0], (16, 32), fill_value=(1.0, 2.0, 3.0))
+    out, valid = crop_resize_window(
+        image, [-16.0, 0.0, 16.0, 16.0], (16, 32), fill_value=(1.0, 2.0, 3.0)
+    )
     assert not valid.numpy()[:, :16].any() and valid.numpy()[:, 16:].all()
     np.testing.assert_allclose(out.numpy()[:, :16], np.broadcast_to([1.0, 2.0, 3.0], (16, 16, 3)))
 
@@ -126,13 +141,15 @@ def test_photometric_distortion_range_and_mask():
     for s in range(20):
         out = photometric_distortion(image, tf.constant([4, s], tf.int64), valid).numpy()
         assert out.min() >= 0 and out.max() <= 255
-        np.testing.assert_array_equal(out[:, 10:], image.numpy()[:, 10:])  # outside the mask untouched
+        np.testing.assert_array_equal(
+            out[:, 10:], image.numpy()[:, 10:]
+        )  # outside the mask untouched
         changed += int(np.abs(out - image.numpy()).max() > 1)
     assert changed > 10
 
 
 def test_pipeline_crop_decoding_matches_full_decoding():
-    """The training pipeline decodes only the crop window of a JPEG: same result as decoding it all."""
+    """The training pipeline decodes only a JPEG's crop window: as if it decoded it all."""
     from cfsam_keras.data.pipeline import _augment_encoded
 
     rng = np.random.default_rng(0)

@@ -3,7 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from cfsam_keras.data.augment import _place, _scale_saturation, photometric_distortion
+from cfsam_keras.data.augment import _place
+from cfsam_keras.data.augment import _scale_saturation
+from cfsam_keras.data.augment import photometric_distortion
 
 
 def test_place_puts_part_exactly_and_fills_the_rest():
@@ -19,7 +21,9 @@ def test_place_puts_part_exactly_and_fills_the_rest():
         else:
             expected[2:7, 1:8] = part.numpy()
         np.testing.assert_array_equal(out, expected)
-    empty = _place(tf.zeros([0, 0, 3]), tf.constant([[0, 10], [0, 12], [0, 0]]), (10, 12), False, fill)
+    empty = _place(
+        tf.zeros([0, 0, 3]), tf.constant([[0, 10], [0, 12], [0, 0]]), (10, 12), False, fill
+    )
     np.testing.assert_array_equal(empty.numpy(), np.broadcast_to(np.float32(fill), (10, 12, 3)))
 
 
@@ -28,7 +32,9 @@ def test_saturation_on_planes_equals_adjust_saturation():
     image = tf.concat([image, tf.fill([1, 11, 3], 77.0)], axis=0)  # gray pixels: unchanged
     for factor in (0.5, 1.3, 3.0):
         np.testing.assert_allclose(
-            _scale_saturation(image, factor).numpy(), tf.image.adjust_saturation(image, factor).numpy(), atol=2e-3
+            _scale_saturation(image, factor).numpy(),
+            tf.image.adjust_saturation(image, factor).numpy(),
+            atol=2e-3,
         )
 
 
@@ -56,5 +62,7 @@ def test_photometric_distortion_equals_the_unconditional_formulation():
     for s in range(24):
         seed = tf.constant([5, s], tf.int64)
         np.testing.assert_allclose(
-            photometric_distortion(image, seed).numpy(), reference_photometric(image, seed).numpy(), atol=0.05
+            photometric_distortion(image, seed).numpy(),
+            reference_photometric(image, seed).numpy(),
+            atol=0.05,
         )

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import cfsam_keras.data as data
-from cfsam_keras.data.source import Source, records_from_lists
+from cfsam_keras.data.source import Source
+from cfsam_keras.data.source import records_from_lists
 
 
 @pytest.fixture
@@ -25,9 +26,27 @@ def coco_corpus(tmp_path, helpers):
     helpers.save_image(str(d / "cmyk.jpg"), img, mode="CMYK")
     helpers.save_image(str(d / "rgba.png"), img, fmt="PNG", mode="RGBA")
     helpers.save_image(str(d / "no_objects.jpg"), img)
-    names = ["ok.jpg", "truncated.jpg", "empty.jpg", "png_named.jpg", "gray.jpg", "cmyk.jpg", "rgba.png", "missing.jpg", "no_objects.jpg"]
+    names = [
+        "ok.jpg",
+        "truncated.jpg",
+        "empty.jpg",
+        "png_named.jpg",
+        "gray.jpg",
+        "cmyk.jpg",
+        "rgba.png",
+        "missing.jpg",
+        "no_objects.jpg",
+    ]
     images = [(i + 1, n, 60, 40) for i, n in enumerate(names)]
-    box = lambda image_id, bbox: {"image_id": image_id, "category_id": 1, "bbox": bbox, "iscrowd": 0}
+
+    def box(image_id, bbox):
+        return {
+            "image_id": image_id,
+            "category_id": 1,
+            "bbox": bbox,
+            "iscrowd": 0,
+        }
+
     annotations = [box(i, [10, 10, 20, 20]) for i in range(1, 8)]
     annotations += [
         box(1, [50, 30, 20, 20]),  # partly outside the 60x40 image: clipped
@@ -55,7 +74,9 @@ def test_coco_corpus_fixes_skips_and_reports(coco_corpus, caplog):
     assert any(f == "ok.jpg" and "clipped" in r for f, r in fixed)
     dropped = [p.reason for p in report.dropped]
     assert len(dropped) == 2
-    assert any("zero-area" in r for r in dropped) and any("unknown image id 99" in r for r in dropped)
+    assert any("zero-area" in r for r in dropped) and any(
+        "unknown image id 99" in r for r in dropped
+    )
 
     # one summary line names counts and the first files
     lines = [r.getMessage() for r in caplog.records]
@@ -69,7 +90,9 @@ def test_coco_corpus_fixes_skips_and_reports(coco_corpus, caplog):
     for ex in examples.values():
         assert ex["image"].shape == (40, 60, 3)
     assert examples[9]["boxes"].shape == (0, 4)
-    np.testing.assert_allclose(examples[1]["boxes"].numpy()[1], [50 / 60, 30 / 40, 1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(
+        examples[1]["boxes"].numpy()[1], [50 / 60, 30 / 40, 1.0, 1.0], atol=1e-6
+    )
     # colour survives the conversions (the rectangle is brighter than the background)
     for i in (4, 5, 6, 7):
         img = examples[i]["image"].numpy().astype(float)
@@ -78,11 +101,15 @@ def test_coco_corpus_fixes_skips_and_reports(coco_corpus, caplog):
 
 def test_coco_corpus_strict_names_the_file(coco_corpus):
     ann, image_dir = coco_corpus
-    with pytest.raises(data.BadInputError, match="instances.json: annotation 10 points at unknown image id 99"):
+    with pytest.raises(
+        data.BadInputError, match="instances.json: annotation 10 points at unknown image id 99"
+    ):
         data.coco(ann, image_dir, strict=True)
     with open(ann) as f:
         content = json.load(f)
-    content["annotations"] = [a for a in content["annotations"] if a["image_id"] != 99 and a["bbox"][2] > 0]
+    content["annotations"] = [
+        a for a in content["annotations"] if a["image_id"] != 99 and a["bbox"][2] > 0
+    ]
     with open(ann, "w") as f:
         json.dump(content, f)
     with pytest.raises(data.BadInputError, match=r"images/truncated.jpg: .*runcated"):
@@ -147,11 +174,18 @@ def test_voc_corpus(tmp_path, helpers, caplog):
 
 def test_undecodable_record_never_stops_an_epoch(tmp_path, helpers):
     """The pipelines' last line of defence: a file that fails in TensorFlow is skipped."""
-    good = helpers.save_image(str(tmp_path / "good.jpg"), helpers.rect_image(30, 30, [(5, 5, 20, 20)]))
+    good = helpers.save_image(
+        str(tmp_path / "good.jpg"), helpers.rect_image(30, 30, [(5, 5, 20, 20)])
+    )
     (tmp_path / "garbage.jpg").write_bytes(b"\xff\xd8 not really a jpeg \xff\xd9")
     paths = [good, str(tmp_path / "garbage.jpg"), good]
     boxes = [np.array([[0.1, 0.1, 0.6, 0.6]], np.float32)] * 3
-    source = Source("handmade", ["a"], records_from_lists(paths, boxes, [np.zeros(1, np.int32)] * 3, [1, 2, 3]), 3)
+    source = Source(
+        "handmade",
+        ["a"],
+        records_from_lists(paths, boxes, [np.zeros(1, np.int32)] * 3, [1, 2, 3]),
+        3,
+    )
     batches = list(data.eval_pipeline(source, 32, 2))
     assert [b["image_id"].numpy().tolist() for b in batches] == [[1, 3]]
     anchors = np.array([[0.35, 0.35, 0.5, 0.5]], np.float32)

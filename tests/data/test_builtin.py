@@ -23,7 +23,11 @@ def test_objects_span_scales_and_boxes_are_tight():
     for i in range(60):
         image, boxes, cls = data.generate_image(seed=0, index=i, image_size=128)
         assert image.shape == (128, 128, 3) and image.dtype == np.uint8
-        assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 2:] <= 128) and np.all(boxes[:, 2:] > boxes[:, :2])
+        assert (
+            np.all(boxes[:, :2] >= 0)
+            and np.all(boxes[:, 2:] <= 128)
+            and np.all(boxes[:, 2:] > boxes[:, :2])
+        )
         sizes += np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).tolist()
         counts.append(len(cls))
         classes |= set(cls.tolist())
@@ -48,19 +52,43 @@ def _run_make_dataset(argv):
 
 def test_make_dataset_writes_coco_that_round_trips(tmp_path, capsys):
     out = str(tmp_path / "shapes")
-    assert _run_make_dataset(["make-dataset", "--out", out, "--train", "6", "--val", "3", "--seed", "7", "--image-size", "96"]) == 0
+    assert (
+        _run_make_dataset(
+            [
+                "make-dataset",
+                "--out",
+                out,
+                "--train",
+                "6",
+                "--val",
+                "3",
+                "--seed",
+                "7",
+                "--image-size",
+                "96",
+            ]
+        )
+        == 0
+    )
     assert "wrote 9 images" in capsys.readouterr().out
     assert sorted(os.listdir(out)) == ["instances_train.json", "instances_val.json", "train", "val"]
     gt = COCO(os.path.join(out, "instances_train.json"))
-    assert len(gt.getImgIds()) == 6 and [c["name"] for c in gt.loadCats(gt.getCatIds())] == list(data.BUILTIN_CLASSES)
+    assert len(gt.getImgIds()) == 6 and [c["name"] for c in gt.loadCats(gt.getCatIds())] == list(
+        data.BUILTIN_CLASSES
+    )
     source = data.coco(os.path.join(out, "instances_train.json"), os.path.join(out, "train"))
-    assert len(source) == 6 and not source.report and source.class_names == list(data.BUILTIN_CLASSES)
+    assert (
+        len(source) == 6 and not source.report and source.class_names == list(data.BUILTIN_CLASSES)
+    )
     for ex in source.dataset():
         image, boxes, classes = data.generate_image(7, int(ex["image_id"]) - 1, 96)
         np.testing.assert_allclose(ex["boxes"].numpy() * 96, boxes, atol=1e-4)
         np.testing.assert_array_equal(ex["classes"].numpy(), classes)
+
         # the JPEG holds the same image: 8x8 block means agree (pixel noise is lossy)
-        blocks = lambda a: a.astype(float).reshape(12, 8, 12, 8, 3).mean(axis=(1, 3))
+        def blocks(a):
+            return a.astype(float).reshape(12, 8, 12, 8, 3).mean(axis=(1, 3))
+
         assert np.abs(blocks(ex["image"].numpy()) - blocks(image)).mean() < 4
 
 

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 import cfsam_keras.data as data
-from cfsam_keras.anchors import anchor_config, default_boxes
+from cfsam_keras.anchors import anchor_config
+from cfsam_keras.anchors import default_boxes
 
 SIZE = 128
 
@@ -31,7 +32,9 @@ def test_train_batches_format(shapes, anchors):
     assert 0.0 <= images.min() and images.max() <= 255.0 and images.max() > 1.0
     assert targets.shape == (4, len(anchors), 5) and targets.dtype == np.float32
     labels = targets[..., 4]
-    assert set(np.unique(labels)) <= set(range(len(data.BUILTIN_CLASSES) + 1)) and (labels > 0).any()
+    assert (
+        set(np.unique(labels)) <= set(range(len(data.BUILTIN_CLASSES) + 1)) and (labels > 0).any()
+    )
 
 
 def test_same_seed_same_batches(shapes, anchors):
@@ -47,14 +50,18 @@ def test_same_seed_same_batches(shapes, anchors):
 def test_max_expand_one_never_zooms_out(shapes, anchors):
     from cfsam_keras.data.augment import sample_expand
 
-    canvases = [[float(v) for v in sample_expand(50, 70, tf.constant([s, 1], tf.int64), max_ratio=1.0)]
-                for s in range(20)]
+    canvases = [
+        [float(v) for v in sample_expand(50, 70, tf.constant([s, 1], tf.int64), max_ratio=1.0)]
+        for s in range(20)
+    ]
     assert canvases == [[50.0, 70.0, 0.0, 0.0]] * 20
     assert any(sample_expand(50, 70, tf.constant([s, 1], tf.int64))[0] > 50 for s in range(20))
     # The pipeline passes it on: the same seed gives other images once expand is off.
     train, _ = shapes
     expand = first_batch(data.train_pipeline(train, anchors, SIZE, 8, seed=2, shuffle_buffer=0))
-    no_expand = first_batch(data.train_pipeline(train, anchors, SIZE, 8, seed=2, shuffle_buffer=0, max_expand=1.0))
+    no_expand = first_batch(
+        data.train_pipeline(train, anchors, SIZE, 8, seed=2, shuffle_buffer=0, max_expand=1.0)
+    )
     assert not np.array_equal(expand[0], no_expand[0])
 
 
@@ -62,7 +69,12 @@ def test_repeat_epochs_differ_and_steps_per_epoch(shapes, anchors):
     train, _ = shapes
     steps = data.steps_per_epoch(train, 4)
     assert steps == 2
-    batches = [b[0].numpy() for b in data.train_pipeline(train, anchors, SIZE, 4, seed=0, shuffle_buffer=0).take(2 * steps + 1)]
+    batches = [
+        b[0].numpy()
+        for b in data.train_pipeline(train, anchors, SIZE, 4, seed=0, shuffle_buffer=0).take(
+            2 * steps + 1
+        )
+    ]
     assert len(batches) == 2 * steps + 1  # repeat() keeps going past one epoch
     one_pass = list(data.train_pipeline(train, anchors, SIZE, 4, seed=0, repeat=False))
     assert len(one_pass) == steps
@@ -73,7 +85,9 @@ def test_repeat_epochs_differ_and_steps_per_epoch(shapes, anchors):
 def test_cache_gives_same_stream(shapes, anchors):
     train, _ = shapes
     plain = first_batch(data.train_pipeline(train, anchors, SIZE, 2, seed=5, shuffle_buffer=0))
-    cached = first_batch(data.train_pipeline(train, anchors, SIZE, 2, seed=5, shuffle_buffer=0, cache=True))
+    cached = first_batch(
+        data.train_pipeline(train, anchors, SIZE, 2, seed=5, shuffle_buffer=0, cache=True)
+    )
     # the cached stream augments decoded images; the plain one crop-decodes JPEGs
     np.testing.assert_array_equal(plain[1], cached[1])
     assert np.abs(plain[0] - cached[0]).mean() < 1.0
@@ -92,10 +106,16 @@ def test_difficult_and_crowd_left_out_of_targets(anchors):
             "difficult": tf.RaggedTensor.from_row_lengths(np.array([flag == "difficult"]), [1]),
             "is_crowd": tf.RaggedTensor.from_row_lengths(np.array([flag == "is_crowd"]), [1]),
         }
-        source = data.Source("one", ["a", "b", "c"], lambda r=record: tf.data.Dataset.from_tensor_slices(r), 1)
+        source = data.Source(
+            "one", ["a", "b", "c"], lambda r=record: tf.data.Dataset.from_tensor_slices(r), 1
+        )
         kwargs = dict(seed=0, repeat=False, augment=False)
         _, dropped = first_batch(data.train_pipeline(source, anchors, SIZE, 1, **kwargs))
-        _, kept = first_batch(data.train_pipeline(source, anchors, SIZE, 1, keep_difficult=True, keep_crowd=True, **kwargs))
+        _, kept = first_batch(
+            data.train_pipeline(
+                source, anchors, SIZE, 1, keep_difficult=True, keep_crowd=True, **kwargs
+            )
+        )
         assert (dropped[..., 4] == 0).all()
         assert set(np.unique(kept[..., 4])) == {0.0, 3.0}
 
@@ -123,7 +143,11 @@ def test_sharding_with_input_context(shapes):
     ids = []
     for k in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=k)
-        ids.append(np.concatenate([b["image_id"].numpy() for b in data.eval_pipeline(val, SIZE, 4, input_context=ctx)]).tolist())
+        ids.append(
+            np.concatenate(
+                [b["image_id"].numpy() for b in data.eval_pipeline(val, SIZE, 4, input_context=ctx)]
+            ).tolist()
+        )
     assert ids == [[1, 3, 5], [2, 4]]
     assert data.steps_per_epoch(val, 1, input_context=tf.distribute.InputContext(2, 0, 1)) == 3
 

@@ -50,7 +50,9 @@ def test_coco_source_format_and_category_mapping(tmp_path, helpers):
         check_format(ex)
     a, b = examples
     assert int(a["image_id"]) == 7 and a["image"].shape == (60, 80, 3)
-    np.testing.assert_allclose(a["boxes"].numpy()[0], [10 / 80, 10 / 60, 50 / 80, 40 / 60], atol=1e-6)
+    np.testing.assert_allclose(
+        a["boxes"].numpy()[0], [10 / 80, 10 / 60, 50 / 80, 40 / 60], atol=1e-6
+    )
     assert a["classes"].numpy().tolist() == [1, 0]  # category 3 -> class 1, category 1 -> class 0
     assert a["is_crowd"].numpy().tolist() == [False, True]
     assert int(b["image_id"]) == 9 and b["boxes"].shape == (0, 4)  # a negative image is kept
@@ -62,7 +64,13 @@ def test_voc_source_format(tmp_path, helpers):
         "2007",
         "trainval",
         [
-            ("000005", helpers.rect_image(40, 60, [(5, 5, 30, 20)]), helpers.voc_xml(60, 40, [("dog", (6, 6, 30, 20), 0), ("person", (1, 1, 60, 40), 1)])),
+            (
+                "000005",
+                helpers.rect_image(40, 60, [(5, 5, 30, 20)]),
+                helpers.voc_xml(
+                    60, 40, [("dog", (6, 6, 30, 20), 0), ("person", (1, 1, 60, 40), 1)]
+                ),
+            ),
             ("000007", helpers.rect_image(30, 30, []), helpers.voc_xml(30, 30, [])),
         ],
     )
@@ -73,15 +81,28 @@ def test_voc_source_format(tmp_path, helpers):
         check_format(ex)
     first = examples[0]
     assert int(first["image_id"]) == 5
-    assert first["classes"].numpy().tolist() == [data.VOC_CLASSES.index("dog"), data.VOC_CLASSES.index("person")]
+    assert first["classes"].numpy().tolist() == [
+        data.VOC_CLASSES.index("dog"),
+        data.VOC_CLASSES.index("person"),
+    ]
     assert first["difficult"].numpy().tolist() == [False, True]
     # 1-based inclusive pixel indices -> pixel edges (xmin - 1, ymin - 1, xmax, ymax)
-    np.testing.assert_allclose(first["boxes"].numpy()[0], [5 / 60, 5 / 40, 30 / 60, 20 / 40], atol=1e-6)
+    np.testing.assert_allclose(
+        first["boxes"].numpy()[0], [5 / 60, 5 / 40, 30 / 60, 20 / 40], atol=1e-6
+    )
     np.testing.assert_allclose(first["boxes"].numpy()[1], [0, 0, 1, 1], atol=1e-6)
 
 
 def test_concatenate_sources(tmp_path, helpers):
-    entries = lambda stem: [(stem, helpers.rect_image(30, 30, [(2, 2, 20, 20)]), helpers.voc_xml(30, 30, [("cat", (3, 3, 20, 20), 0)]))]
+    def entries(stem):
+        return [
+            (
+                stem,
+                helpers.rect_image(30, 30, [(2, 2, 20, 20)]),
+                helpers.voc_xml(30, 30, [("cat", (3, 3, 20, 20), 0)]),
+            )
+        ]
+
     devkit = helpers.write_voc(str(tmp_path), "2007", "trainval", entries("000001"))
     helpers.write_voc(str(tmp_path), "2012", "trainval", entries("2008_000002"))
     both = data.voc(devkit, "2007", "trainval") + data.voc(devkit, "2012", "trainval")
@@ -107,10 +128,22 @@ def _mock_as_dataset(features_by_name, with_crowd):
                 "label": np.arange(n, dtype=np.int64),
             }
             if with_crowd:
-                objects.update(is_crowd=np.array([True] * n, bool).reshape(-1), area=np.ones(n, np.int64), id=np.arange(n, dtype=np.int64))
+                objects.update(
+                    is_crowd=np.array([True] * n, bool).reshape(-1),
+                    area=np.ones(n, np.int64),
+                    id=np.arange(n, dtype=np.int64),
+                )
             else:
-                objects.update(is_difficult=np.array([True] * n, bool).reshape(-1), is_truncated=np.zeros(n, bool), pose=np.zeros(n, np.int64))
-            ex = {"image": tf.constant(_encode(image)) if skip else image, "image/filename": f"00000{i}.jpg", "objects": objects}
+                objects.update(
+                    is_difficult=np.array([True] * n, bool).reshape(-1),
+                    is_truncated=np.zeros(n, bool),
+                    pose=np.zeros(n, np.int64),
+                )
+            ex = {
+                "image": tf.constant(_encode(image)) if skip else image,
+                "image/filename": f"00000{i}.jpg",
+                "objects": objects,
+            }
             if with_crowd:
                 ex["image/id"] = np.int64(100 + i)
             else:
@@ -119,7 +152,9 @@ def _mock_as_dataset(features_by_name, with_crowd):
             examples.append(ex)
         return tf.data.Dataset.from_generator(
             lambda: iter(examples),
-            output_signature=tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), _first_specs(examples[2])),
+            output_signature=tf.nest.map_structure(
+                lambda t: tf.TensorSpec(t.shape, t.dtype), _first_specs(examples[2])
+            ),
         )
 
     return as_dataset
@@ -151,7 +186,9 @@ def test_tfds_source_with_mock_data(name, tmp_path):
     import tensorflow_datasets as tfds
 
     coco_like = name.startswith("coco")
-    with tfds.testing.mock_data(as_dataset_fn=_mock_as_dataset(None, coco_like), data_dir=str(tmp_path)):
+    with tfds.testing.mock_data(
+        as_dataset_fn=_mock_as_dataset(None, coco_like), data_dir=str(tmp_path)
+    ):
         source = data.tfds_source(name, "train")
         examples = list(source.dataset())
     assert len(source.class_names) == (80 if coco_like else 20)
@@ -159,7 +196,9 @@ def test_tfds_source_with_mock_data(name, tmp_path):
     for ex in examples:
         check_format(ex)
     last = examples[2]
-    np.testing.assert_allclose(last["boxes"].numpy(), [[0.2, 0.1, 0.6, 0.5]] * 2, atol=1e-6)  # yxyx -> xyxy
+    np.testing.assert_allclose(
+        last["boxes"].numpy(), [[0.2, 0.1, 0.6, 0.5]] * 2, atol=1e-6
+    )  # yxyx -> xyxy
     assert last["classes"].numpy().tolist() == [0, 1]
     assert last["image"].shape == (60, 50, 3)
     if coco_like:
