@@ -38,16 +38,52 @@ def _load_coco(annotation_file):
             dataset = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{annotation_file}: not a valid JSON file ({e}).") from None
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(dataset.get(key), list):
-            raise ValueError(
-                f"{annotation_file}: missing or invalid '{key}' list (not a COCO detection file)."
-            )
+    _check_structure(annotation_file, dataset)
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco.createIndex()
     return coco
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_structure(annotation_file, dataset):
+    """One-line ValueErrors for what would otherwise mislabel images or raise deep inside."""
+
+    def fail(message):
+        raise ValueError(f"{annotation_file}: {message}")
+
+    if not isinstance(dataset, dict):
+        fail(f"the top level is a JSON {type(dataset).__name__}, not an object (not a COCO file)")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(dataset.get(key), list):
+            fail(f"missing or invalid '{key}' list (not a COCO detection file)")
+        if not all(isinstance(entry, dict) for entry in dataset[key]):
+            fail(f"every entry of '{key}' must be a JSON object")
+    if not dataset["images"]:
+        fail("the 'images' list is empty")
+    files = {}
+    for i, image in enumerate(dataset["images"]):
+        if not _is_int(image.get("id")):
+            fail(f"images[{i}] has id {image.get('id')!r}; image ids must be integers")
+        if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+            fail(f"images[{i}] (id {image['id']}) has no 'file_name'")
+        if image["id"] in files:
+            fail(
+                f"image id {image['id']} is used twice ({files[image['id']]} and "
+                f"{image['file_name']})"
+            )
+        files[image["id"]] = image["file_name"]
+    names = {}
+    for i, category in enumerate(dataset["categories"]):
+        if not _is_int(category.get("id")):
+            fail(f"categories[{i}] has id {category.get('id')!r}; category ids must be integers")
+        if category["id"] in names:
+            fail(f"category id {category['id']} is used twice")
+        names[category["id"]] = category.get("name")
 
 
 def coco(annotation_file, image_dir, strict=False, verify="header"):
@@ -154,7 +190,11 @@ def _parse_annotations(anns, class_of):
     xyxy, classes, crowd = [], [], []
     for ann in anns:
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
+        if not (
+            isinstance(bbox, (list, tuple))
+            and len(bbox) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+        ):
             return f"annotation {ann.get('id')} has no usable bbox ({bbox!r})"
         x, y, w, h = (float(v) for v in bbox)
         if not np.all(np.isfinite([x, y, w, h])):

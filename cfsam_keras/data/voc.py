@@ -38,10 +38,19 @@ def _year_dir(devkit_dir, year):
     )
 
 
-def _image_id(stem, index):
-    """'000005' -> 5, '2008_000002' -> 2008000002; other names -> 1-based index."""
-    digits = stem.replace("_", "")
-    return int(digits) if re.fullmatch(r"\d{1,18}", digits) else index + 1
+def _image_ids(stems):
+    """Integer image ids of a split's stems, one each, never shared.
+
+    '000005' -> 5 and '2008_000002' -> 2008000002 when every stem of the split reads
+    as a distinct number; otherwise (a stem such as 'abc', or two stems of one
+    number) every image gets its 1-based line number.
+    """
+    digits = [stem.replace("_", "") for stem in stems]
+    if all(re.fullmatch(r"\d{1,18}", d) for d in digits):
+        ids = [int(d) for d in digits]
+        if len(set(ids)) == len(ids):
+            return ids
+    return list(range(1, len(stems) + 1))
 
 
 def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="header"):
@@ -89,7 +98,7 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
     paths = [os.path.join(root, "JPEGImages", f"{i}.jpg") for i in ids]
     infos = check_images(paths, verify=verify)
     out = {"paths": [], "boxes": [], "classes": [], "ids": [], "difficult": []}
-    for index, (stem, path, info) in enumerate(zip(ids, paths, infos)):
+    for image_id, stem, path, info in zip(_image_ids(ids), ids, paths, infos):
         xml_path = os.path.join(root, "Annotations", f"{stem}.xml")
         if not info.ok:
             report.add(path, info.error, SKIPPED)
@@ -113,7 +122,7 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
         out["boxes"].append(boxes)
         out["classes"].append(classes[keep])
         out["difficult"].append(difficult[keep])
-        out["ids"].append(_image_id(stem, index))
+        out["ids"].append(image_id)
 
     source = VocSource(
         name,
