@@ -208,7 +208,12 @@ def train_one(args, name, attention, attention_kwargs, seed, sources, settings, 
             train_data,
             epochs=epochs,
             steps_per_epoch=steps,
-            callbacks=[timer, evaluation, training.StopAtStep(total)],
+            callbacks=[
+                training.RequireFullEpochs(train_source),
+                timer,
+                evaluation,
+                training.StopAtStep(total),
+            ],
             verbose=0,
             shuffle=False,
         )

@@ -111,7 +111,10 @@ def main(argv=None):
         )
     train_data = common.train_data(strategy, args, train_source, model, augment=not args.no_augment)
     callbacks = training.build_callbacks(
-        run_dir, common.evaluation_callback(args, val_source, run_dir), monitor="val_AP50"
+        run_dir,
+        common.evaluation_callback(args, val_source, run_dir),
+        monitor="val_AP50",
+        train_source=train_source,
     )
     t = time.perf_counter()
     with training.fit_scope(model, strategy, train_data):

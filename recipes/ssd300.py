@@ -54,7 +54,10 @@ def main(argv=None):
         common.compile_model(model, args, total, decay, round(args.warmup_epochs * steps))
     train_data = common.train_data(strategy, args, train_source, model)
     callbacks = training.build_callbacks(
-        run_dir, common.evaluation_callback(args, val_source, run_dir), monitor=settings["monitor"]
+        run_dir,
+        common.evaluation_callback(args, val_source, run_dir),
+        monitor=settings["monitor"],
+        train_source=train_source,
     )
     callbacks.append(training.StopAtStep(total))
     with training.fit_scope(model, strategy, train_data):

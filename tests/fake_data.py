@@ -80,3 +80,15 @@ def jpeg_bytes(array, mode=None):
     img = Image.fromarray(array)
     (img.convert(mode) if mode else img).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def broken_huffman_jpeg(path, seed=0):
+    """A JPEG whose Huffman table is invalid: its header and end marker look fine."""
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    raw = bytearray(buffer.getvalue())
+    table = raw.index(b"\xff\xc4")
+    raw[table + 5 : table + 21] = b"\xff" * 16  # the code-length counts
+    with open(path, "wb") as f:
+        f.write(bytes(raw))

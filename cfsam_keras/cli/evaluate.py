@@ -142,7 +142,11 @@ def format_table(results, class_names):
     """The results as a plain-text table."""
     from cfsam_keras.evaluation import COCO_METRIC_NAMES
 
-    lines = [f"Images evaluated: {results['num_images']}", "", "COCO (pycocotools)"]
+    lines = [f"Images evaluated: {results['num_images']}"]
+    lost = results.get("undecodable_images") or []
+    if lost:
+        lines.append(f"Images TensorFlow could not decode (not scored): {len(lost)}")
+    lines += ["", "COCO (pycocotools)"]
     lines += [f"  {name:<10} {_fmt(results['coco'][name])}" for name in COCO_METRIC_NAMES]
     lines += [
         "",

@@ -36,6 +36,7 @@ from cfsam_keras.data.report import InputReport
 from cfsam_keras.data.source import Source
 from cfsam_keras.data.source import concatenate
 from cfsam_keras.data.source import decode_record
+from cfsam_keras.data.source import undecodable_images
 from cfsam_keras.data.tfds_source import TfdsSource
 from cfsam_keras.data.tfds_source import tfds_source
 from cfsam_keras.data.voc import VOC_CLASSES
@@ -67,6 +68,7 @@ __all__ = [
     "steps_per_epoch",
     "tfds_source",
     "train_pipeline",
+    "undecodable_images",
     "voc",
     "write_builtin_dataset",
 ]

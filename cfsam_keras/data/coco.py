@@ -9,6 +9,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from cfsam_keras.data.image_check import check_images
+from cfsam_keras.data.image_check import converted_png
 from cfsam_keras.data.report import DROPPED
 from cfsam_keras.data.report import FIXED
 from cfsam_keras.data.report import SKIPPED
@@ -39,6 +40,13 @@ def _load_coco(annotation_file):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{annotation_file}: not a valid JSON file ({e}).") from None
     _check_structure(annotation_file, dataset)
+    for ann in dataset["annotations"]:
+        # pycocotools' evaluation reads both; many hand-written files leave them out.
+        ann.setdefault("iscrowd", 0)
+        bbox = ann.get("bbox")
+        if "area" not in ann and isinstance(bbox, list) and len(bbox) == 4:
+            if all(isinstance(v, (int, float)) for v in bbox):
+                ann["area"] = float(bbox[2]) * float(bbox[3])
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -139,7 +147,7 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
 
     paths = [os.path.join(image_dir, im["file_name"]) for im in images]
     infos = check_images(paths, verify=verify)
-    out = {"paths": [], "boxes": [], "classes": [], "ids": [], "crowd": []}
+    out = {"paths": [], "encoded": [], "boxes": [], "classes": [], "ids": [], "crowd": []}
     for im, path, info in zip(images, paths, infos):
         if not info.ok:
             report.add(path, info.error, SKIPPED)
@@ -162,6 +170,7 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
             report.add(path, fix, FIXED)
         boxes, keep = clean_boxes(path, xyxy, info.width, info.height, report)
         out["paths"].append(path)
+        out["encoded"].append(converted_png(info))
         out["boxes"].append(boxes)
         out["classes"].append(classes[keep])
         out["crowd"].append(crowd[keep])
@@ -171,7 +180,12 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
         name,
         [str(c.get("name", c["id"])) for c in categories],
         records_from_lists(
-            out["paths"], out["boxes"], out["classes"], out["ids"], is_crowd=out["crowd"]
+            out["paths"],
+            out["boxes"],
+            out["classes"],
+            out["ids"],
+            is_crowd=out["crowd"],
+            encoded=out["encoded"],
         ),
         len(out["paths"]),
         report,

@@ -6,9 +6,15 @@ every image when they are built: it exists, is not empty, has a header Pillow
 recognises in a format TensorFlow decodes, and (JPEG, PNG) ends with its
 end-of-image marker, which catches truncated files without decoding them.
 ``verify="full"`` decodes each image with Pillow instead (exact, slow).
+
+BMP files whose pixels TensorFlow's decoder gets wrong (palette images, which it
+reads as gray palette indices) or cannot read (1- and 4-bit) pass with
+``convert=True``: their source holds them re-encoded by Pillow as RGB PNG bytes
+(`converted_png`), so that the pipeline sees the pixels a viewer shows.
 """
 
 import concurrent.futures
+import io
 import os
 
 from PIL import Image
@@ -21,6 +27,8 @@ _TF_FORMATS = {
     "BMP": (".bmp",),
 }
 _RGB_MODES = ("RGB",)
+# BMP modes tf.io.decode_bmp reads as Pillow shows them (8-bit gray, 24- and 32-bit).
+_TF_BMP_MODES = ("L", "RGB", "RGBA")
 
 
 class ImageInfo:
@@ -28,16 +36,18 @@ class ImageInfo:
 
     ``error`` is None for a usable file, otherwise why it cannot be used.
     ``fixes`` lists the odd-but-readable properties (converted on decode).
+    ``convert`` says the source must hold the image re-encoded (`converted_png`).
     """
 
-    __slots__ = ("path", "width", "height", "error", "fixes")
+    __slots__ = ("path", "width", "height", "error", "fixes", "convert")
 
-    def __init__(self, path, width=0, height=0, error=None, fixes=()):
+    def __init__(self, path, width=0, height=0, error=None, fixes=(), convert=False):
         self.path = path
         self.width = width
         self.height = height
         self.error = error
         self.fixes = tuple(fixes)
+        self.convert = bool(convert)
 
     @property
     def ok(self):
@@ -94,9 +104,22 @@ def check_image(path, verify="header"):
             f"{fmt} data under a {os.path.splitext(path)[1] or 'missing'} extension, "
             f"decoded as {fmt}"
         )
-    if mode not in _RGB_MODES:
+    convert = fmt == "BMP" and mode not in _TF_BMP_MODES
+    if convert:
+        fixes.append(f"{mode} BMP (which TensorFlow misreads) converted to an RGB PNG")
+    elif mode not in _RGB_MODES:
         fixes.append(f"{mode} image converted to RGB")
-    return ImageInfo(path, width, height, fixes=fixes)
+    return ImageInfo(path, width, height, fixes=fixes, convert=convert)
+
+
+def converted_png(info):
+    """The image of ``info`` as RGB PNG bytes if ``info.convert``, else ``b""``."""
+    if not info.convert:
+        return b""
+    with Image.open(info.path) as im:
+        buffer = io.BytesIO()
+        im.convert("RGB").save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def check_images(paths, verify="header", num_threads=8):

@@ -103,11 +103,12 @@ def train_pipeline(
     are left out of the targets by default; boxes of zero area never reach the
     encoder. Records are shuffled before decoding (or, with ``cache``, the
     decoded examples after the cache). Every example's randomness comes from
-    ``(seed, its position in the stream)``, so the same seed gives the same
-    batches (with ``deterministic=True``) and each epoch of a repeated stream
-    is augmented differently. Images TensorFlow cannot decode although they
-    passed the source's check are skipped (``Dataset.ignore_errors``, TF logs
-    the error) unless ``strict=True``.
+    ``seed`` and a number drawn for it on each pass, so the same seed gives the
+    same batches (with ``deterministic=True``) and each epoch of a repeated
+    stream is augmented differently. Images TensorFlow cannot decode although
+    they passed the source's check are skipped within each pass
+    (``Dataset.ignore_errors``) unless ``strict=True``; when no image of a pass
+    decodes, the stream ends instead of retrying forever.
 
     Args:
         source: a `Source`.
@@ -143,11 +144,12 @@ def train_pipeline(
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
-    base_seed = tf.constant(int(seed) * 1009 + pipeline_id, tf.int64)
+    stream_seed = int(seed) * 1009 + pipeline_id
+    base_seed = tf.constant(stream_seed, tf.int64)
 
-    def finish(index, example):
+    def finish(draw, example):
         boxes, classes = _drop_unwanted(example, keep_difficult, keep_crowd)
-        seed = tf.stack([base_seed, index])
+        seed = tf.stack([base_seed, draw])
         if augment and "encoded_image" in example:
             image, boxes, keep = _augment_encoded(
                 example["encoded_image"], boxes, seed, input_size, fill_value, max_expand
@@ -166,6 +168,10 @@ def train_pipeline(
         targets = encode(boxes, classes, anchors, iou_threshold=iou_threshold, variances=variances)
         return image, targets
 
+    # Each example's augmentation seed: a number drawn anew on every pass, so that errors
+    # can be skipped within a pass, before the repeat. (Skipped after the repeat, a source
+    # whose every image fails would be retried forever.)
+    draws = tf.data.Dataset.random(seed=stream_seed, rerandomize_each_iteration=True)
     ds = _records(source, input_context)
     if cache is not False and cache is not None:
         ds = ds.map(decode_record, num_parallel_calls=num_parallel_calls, deterministic=True)
@@ -174,29 +180,27 @@ def train_pipeline(
         ds = ds.cache("" if cache is True else str(cache))
         if shuffle_buffer:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.enumerate().map(
+        ds = tf.data.Dataset.zip(draws, ds).map(
             finish, num_parallel_calls=num_parallel_calls, deterministic=deterministic
         )
     else:
         if shuffle_buffer:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
 
         def undecoded(record):
             if not augment:
                 return decode_record(record)
             return dict(record, encoded_image=read_record(record))
 
-        ds = ds.enumerate().map(
-            lambda i, record: finish(i, undecoded(record)),
+        ds = tf.data.Dataset.zip(draws, ds).map(
+            lambda draw, record: finish(draw, undecoded(record)),
             num_parallel_calls=num_parallel_calls,
             deterministic=deterministic,
         )
         if not strict:
             ds = ds.ignore_errors(log_warning=True)
+    if repeat:
+        ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(deterministic))
 

@@ -118,9 +118,43 @@ def decode_record(record):
     return example
 
 
-def records_from_lists(paths, boxes, classes, image_ids, difficult=None, is_crowd=None):
-    """A records dataset from per-image Python lists (file-based sources)."""
+def undecodable_images(source, limit=None):
+    """The images of ``source`` that ``tf.io.decode_image`` cannot decode, by name.
+
+    Decodes every record eagerly, one at a time (slow: meant for diagnosing a pipeline
+    that skipped images, not for every run).
+
+    Args:
+        source: a `Source`.
+        limit: stop after this many failures; ``None`` for all.
+
+    Returns:
+        A list of ``(name, error)``: the file path (or ``image id N`` for inline
+        bytes) and TensorFlow's message.
+    """
+    failures = []
+    for record in source.records():
+        try:
+            tf.io.decode_image(read_record(record), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+            path = record["path"].numpy().decode()
+            name = path or f"image id {int(record['image_id'])}"
+            failures.append((name, e.message.split("[Op:")[0].split("}}")[-1].strip()))
+            if limit is not None and len(failures) >= limit:
+                break
+    return failures
+
+
+def records_from_lists(
+    paths, boxes, classes, image_ids, difficult=None, is_crowd=None, encoded=None
+):
+    """A records dataset from per-image Python lists (file-based sources).
+
+    ``encoded``: per image, bytes to decode instead of its file, or ``b""`` (the file).
+    """
     n = len(paths)
+    encoded = list(encoded) if encoded is not None else [b""] * n
+    paths = ["" if data else path for path, data in zip(paths, encoded)]
     lengths = [len(c) for c in classes]
 
     def ragged(values, dtype, width=None):
@@ -135,7 +169,7 @@ def records_from_lists(paths, boxes, classes, image_ids, difficult=None, is_crow
     is_crowd = is_crowd if is_crowd is not None else [np.zeros(k, bool) for k in lengths]
     tensors = {
         "path": np.asarray(paths, dtype=object).astype(str) if n else np.zeros((0,), str),
-        "encoded": np.full((n,), "", dtype=object).astype(str) if n else np.zeros((0,), str),
+        "encoded": np.asarray(encoded, dtype=object) if n else np.zeros((0,), str),
         "boxes": ragged(boxes, np.float32, (4,)),
         "classes": ragged(classes, np.int32),
         "image_id": np.asarray(image_ids, np.int64).reshape(-1),

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from cfsam_keras.data.image_check import check_images
+from cfsam_keras.data.image_check import converted_png
 from cfsam_keras.data.report import FIXED
 from cfsam_keras.data.report import SKIPPED
 from cfsam_keras.data.report import InputReport
@@ -97,7 +98,7 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
 
     paths = [os.path.join(root, "JPEGImages", f"{i}.jpg") for i in ids]
     infos = check_images(paths, verify=verify)
-    out = {"paths": [], "boxes": [], "classes": [], "ids": [], "difficult": []}
+    out = {"paths": [], "encoded": [], "boxes": [], "classes": [], "ids": [], "difficult": []}
     for image_id, stem, path, info in zip(_image_ids(ids), ids, paths, infos):
         xml_path = os.path.join(root, "Annotations", f"{stem}.xml")
         if not info.ok:
@@ -119,6 +120,7 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
             report.add(path, fix, FIXED)
         boxes, keep = clean_boxes(xml_path, xyxy, info.width, info.height, report)
         out["paths"].append(path)
+        out["encoded"].append(converted_png(info))
         out["boxes"].append(boxes)
         out["classes"].append(classes[keep])
         out["difficult"].append(difficult[keep])
@@ -128,7 +130,12 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
         name,
         class_names,
         records_from_lists(
-            out["paths"], out["boxes"], out["classes"], out["ids"], difficult=out["difficult"]
+            out["paths"],
+            out["boxes"],
+            out["classes"],
+            out["ids"],
+            difficult=out["difficult"],
+            encoded=out["encoded"],
         ),
         len(out["paths"]),
         report,

@@ -1,5 +1,7 @@
 """Run a detector over an evaluation pipeline and score it with COCO and VOC metrics."""
 
+import logging
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -14,6 +16,25 @@ from cfsam_keras.evaluation.voc_metric import to_devkit_boxes
 from cfsam_keras.evaluation.voc_metric import voc_map
 
 _DETECTION_KEYS = ("boxes", "scores", "classes", "num_detections")
+_log = logging.getLogger("cfsam_keras.evaluation")
+
+
+def _report_lost_images(source, detections, max_images):
+    """Names the source's images the pipeline could not decode; returns their files."""
+    expected = getattr(source, "image_files", None)
+    if expected is None or max_images is not None:
+        return []
+    seen = {int(d["image_id"]) for d in detections}
+    lost = [expected[i] for i in sorted(set(expected) - seen)]
+    if lost:
+        _log.warning(
+            "%s: %d of %d images could not be decoded and were not scored: %s",
+            source.name,
+            len(lost),
+            len(expected),
+            ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else ""),
+        )
+    return lost
 
 
 def _to_numpy(value):
@@ -186,7 +207,9 @@ def evaluate_detector(
         Dict: ``coco`` (the 12 COCO numbers, see ``COCO_METRIC_NAMES``),
         ``voc_map`` (VOC07 11-point), ``voc_map_area`` (VOC2010+),
         ``voc_per_class_ap`` and ``voc_per_class_ap_area`` (NaN for a class
-        with no ground truth), ``num_images``.
+        with no ground truth), ``num_images`` (scored) and ``undecodable_images``
+        (files of a file-based source that TensorFlow could not decode, named in a
+        warning too; they are not scored).
 
     Example:
     >>> model = keras.saving.load_model("ssd.keras")
@@ -210,8 +233,12 @@ def evaluate_detector(
         num_classes = len(class_names)
 
     detections, ground_truths = collect_detections(detector, dataset, max_images)
+    lost = _report_lost_images(source, detections, max_images) if source is not None else []
     if not detections:
-        raise ValueError("The evaluation dataset is empty: there is nothing to score.")
+        raise ValueError(
+            "The evaluation dataset is empty: there is nothing to score"
+            + (f" (none of its {len(lost)} images could be decoded)." if lost else ".")
+        )
 
     voc_dets = [dict(d, boxes=to_devkit_boxes(d["boxes"])) for d in detections]
     # Crowd regions (COCO) are ignored like VOC's difficult boxes.
@@ -246,4 +273,5 @@ def evaluate_detector(
         "voc_per_class_ap": voc_07["per_class_ap"],
         "voc_per_class_ap_area": voc_area["per_class_ap"],
         "num_images": len(detections),
+        "undecodable_images": lost,
     }

@@ -4,7 +4,8 @@
 - ``distribute``, ``fit_scope``: the dataset for ``fit`` under a strategy, and the
   Keras workarounds ``MultiWorkerMirroredStrategy`` needs.
 - ``RunDir``, ``build_callbacks``: the run folder and the callbacks filling it
-  (atomic checkpoints, resumable backup, NaN guard, logs, TensorBoard).
+  (atomic checkpoints, resumable backup, NaN guard, a check that the data did not run
+  out, logs, TensorBoard).
 - ``StopAtStep``: ends training after an exact number of optimizer steps.
 - ``set_batch_norm_momentum``: how closely BatchNorm's inference statistics
   follow the weights (for short runs from scratch).
@@ -14,8 +15,10 @@ The optimizers and schedules are in ``cfsam_keras.optimizers``.
 
 from cfsam_keras.training.batch_norm import set_batch_norm_momentum
 from cfsam_keras.training.callbacks import AtomicModelCheckpoint
+from cfsam_keras.training.callbacks import DataRanOutError
 from cfsam_keras.training.callbacks import HistoryLogger
 from cfsam_keras.training.callbacks import LearningRateLogger
+from cfsam_keras.training.callbacks import RequireFullEpochs
 from cfsam_keras.training.callbacks import ResumableBackup
 from cfsam_keras.training.callbacks import StopAtStep
 from cfsam_keras.training.callbacks import TerminateOnNaNWithAdvice
@@ -34,8 +37,10 @@ from cfsam_keras.training.strategy import task_info
 
 __all__ = [
     "AtomicModelCheckpoint",
+    "DataRanOutError",
     "HistoryLogger",
     "LearningRateLogger",
+    "RequireFullEpochs",
     "ResumableBackup",
     "RunDir",
     "STRATEGIES",

@@ -10,6 +10,7 @@ import tempfile
 import keras
 import numpy as np
 
+from cfsam_keras.data import undecodable_images
 from cfsam_keras.validation import positive_int
 
 
@@ -220,6 +221,49 @@ class TerminateOnNaNWithAdvice(keras.callbacks.Callback):
                 f"(--lr), keep gradient clipping on (--clipnorm), or lengthen the "
                 f"warm-up (--warmup-epochs).{where}"
             )
+
+
+class DataRanOutError(ValueError):
+    """Raised when an epoch got fewer batches than ``steps_per_epoch`` asked for."""
+
+
+class RequireFullEpochs(keras.callbacks.Callback):
+    """Fails the run when an epoch gets fewer batches than ``steps_per_epoch``.
+
+    A repeated `train_pipeline` runs out only when a whole pass over the source gave
+    no example (every image failed to decode); ``fit`` would then only warn and go
+    on with empty epochs, saving checkpoints of an untrained model. Put it first
+    among the callbacks, so that nothing is saved for such an epoch.
+
+    Args:
+        source: the training source; when given, the error names the images
+            TensorFlow cannot decode (`cfsam_keras.data.undecodable_images`).
+    """
+
+    def __init__(self, source=None):
+        super().__init__()
+        self.source = source
+        self._steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        wanted = self.params.get("steps") if self.params else None
+        if self.model.stop_training or not wanted or self._steps >= wanted:
+            return
+        message = (
+            f"epoch {epoch + 1} got {self._steps} of {wanted} batches: the training data ran out"
+        )
+        if self.source is not None:
+            bad = undecodable_images(self.source, limit=3)
+            if bad:
+                names = "; ".join(f"{name}: {error}" for name, error in bad)
+                message += f" (TensorFlow cannot decode its images, e.g. {names})"
+        raise DataRanOutError(message)
 
 
 class StopAtStep(keras.callbacks.Callback):

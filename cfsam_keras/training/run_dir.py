@@ -23,6 +23,7 @@ import keras
 from cfsam_keras.training.callbacks import AtomicModelCheckpoint
 from cfsam_keras.training.callbacks import HistoryLogger
 from cfsam_keras.training.callbacks import LearningRateLogger
+from cfsam_keras.training.callbacks import RequireFullEpochs
 from cfsam_keras.training.callbacks import ResumableBackup
 from cfsam_keras.training.callbacks import TerminateOnNaNWithAdvice
 from cfsam_keras.training.callbacks import atomic_write_json
@@ -103,7 +104,9 @@ def _tensorboard_installed():
     return True
 
 
-def build_callbacks(run_dir, evaluation_callback=None, monitor="val_AP50", tensorboard=True):
+def build_callbacks(
+    run_dir, evaluation_callback=None, monitor="val_AP50", tensorboard=True, train_source=None
+):
     """The callbacks of a training run, in the order they must run.
 
     The evaluation callback comes first, so that the metrics it adds to the
@@ -117,6 +120,8 @@ def build_callbacks(run_dir, evaluation_callback=None, monitor="val_AP50", tenso
             (adds ``val_AP``, ``val_AP50``, ... to the logs), or ``None``.
         monitor: the log key that picks ``best.keras`` (higher is better).
         tensorboard: add the ``TensorBoard`` callback.
+        train_source: the training source, named by `RequireFullEpochs` (first of
+            the callbacks) when the data runs out.
 
     Returns:
         A list of ``keras.callbacks.Callback``.
@@ -124,7 +129,7 @@ def build_callbacks(run_dir, evaluation_callback=None, monitor="val_AP50", tenso
     if not isinstance(run_dir, RunDir):
         run_dir = RunDir(str(run_dir))
     chief = is_chief()
-    callbacks = []
+    callbacks = [RequireFullEpochs(train_source)]
     if evaluation_callback is not None:
         callbacks.append(evaluation_callback)
     callbacks.append(LearningRateLogger())
