@@ -174,10 +174,18 @@ def parse_args(parser, argv=None):
             parser.error(f"--config {known.config}: {e}")
         if not isinstance(config, dict):
             parser.error(f"--config {known.config}: expected a JSON object of flag values")
-        unknown = set(config) - {a.dest for a in parser._actions}
+        actions = {a.dest: a for a in parser._actions}
+        unknown = set(config) - set(actions)
         if unknown:
             parser.error(f"--config {known.config}: unknown flags {sorted(unknown)}")
-        parser.set_defaults(**config)
+        # argparse checks a default with the flag's type only when it is a string, so a
+        # JSON number is passed on as its text: --config is checked as the flags are.
+        parser.set_defaults(
+            **{
+                k: str(v) if actions[k].type is not None and v is not None else v
+                for k, v in config.items()
+            }
+        )
     return parser.parse_args(argv)
 
 

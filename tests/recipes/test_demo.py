@@ -106,6 +106,26 @@ def test_json_config_gives_defaults_and_flags_win(tmp_path):
         common.parse_args(demo.parser(), ["--config", str(path)])
 
 
+@pytest.mark.parametrize(
+    "flags, wrong", [("--lr inf", "--lr"), ("--eval-images -1", "--eval-images")]
+)
+def test_bad_numbers_are_refused_from_the_command_line_and_from_config(
+    tmp_path, capsys, flags, wrong
+):
+    import common
+    import demo
+
+    name, value = flags.split()
+    with pytest.raises(SystemExit):
+        common.parse_args(demo.parser(), [name, value])
+    assert wrong in capsys.readouterr().err
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({name[2:].replace("-", "_"): float(value)}))
+    with pytest.raises(SystemExit):
+        common.parse_args(demo.parser(), ["--config", str(path)])
+    assert wrong in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_demo_recipe_one_short_epoch(tmp_path, shapes_dir):
     import demo
