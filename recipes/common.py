@@ -313,24 +313,32 @@ def run(main, argv=None):
 
 
 def builtin_dataset(data_dir, train, val, image_size, seed):
-    """The built-in dataset in ``data_dir``, written once; later calls with the same
-    settings reuse it. Returns ``(train source, val source)``."""
+    """The built-in dataset in ``data_dir``: reused when it was written with these
+    settings, else written into a new or empty folder; any other folder (other data, or
+    a built-in dataset of other settings) is refused, never overwritten.
+
+    Returns:
+        ``(train source, val source)``.
+    """
     wanted = {"train": train, "val": val, "image_size": image_size, "seed": seed}
-    stamp = os.path.join(data_dir, "demo-dataset.json")
-    paths = {
-        s: (os.path.join(data_dir, f"instances_{s}.json"), os.path.join(data_dir, s))
-        for s in ("train", "val")
-    }
-    reuse = False
-    if os.path.exists(stamp):
-        with open(stamp) as f:
-            reuse = json.load(f) == wanted
-    if not reuse:
-        paths = data.write_builtin_dataset(
-            data_dir, train=train, val=val, seed=seed, image_size=image_size
-        )
-        with open(stamp, "w") as f:
-            json.dump(wanted, f)
+    found = data.builtin_manifest(data_dir)
+    if found is not None and {k: found.get(k) for k in wanted} == wanted:
+        paths = {
+            s: (os.path.join(data_dir, f"instances_{s}.json"), os.path.join(data_dir, s))
+            for s in ("train", "val")
+        }
+    else:
+        if found is not None:
+            raise ValueError(
+                f"--data-dir: {data_dir} holds a built-in dataset of other settings "
+                f"({found}, not {wanted}); pass those, or another --data-dir"
+            )
+        try:
+            paths = data.write_builtin_dataset(
+                data_dir, train=train, val=val, seed=seed, image_size=image_size
+            )
+        except FileExistsError as e:
+            raise ValueError(f"--data-dir: {e}") from None
     return data.coco(*paths["train"]), data.coco(*paths["val"])
 
 

@@ -48,6 +48,8 @@ def run(args):
         paths = write_builtin_dataset(
             args.out, args.train, args.val, args.seed, image_size=args.image_size
         )
+    except FileExistsError as e:
+        raise CLIError(f"--out: {e}") from None
     except OSError as e:
         raise CLIError(f"cannot write to {args.out}: {e}") from None
     seconds = time.perf_counter() - start

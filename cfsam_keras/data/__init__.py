@@ -23,6 +23,7 @@ from cfsam_keras.data.augment import sample_expand
 from cfsam_keras.data.augment import sample_min_iou_crop
 from cfsam_keras.data.augment import ssd_augment
 from cfsam_keras.data.builtin import BUILTIN_CLASSES
+from cfsam_keras.data.builtin import builtin_manifest
 from cfsam_keras.data.builtin import generate_image
 from cfsam_keras.data.builtin import write_builtin_dataset
 from cfsam_keras.data.coco import CocoSource
@@ -70,5 +71,6 @@ __all__ = [
     "train_pipeline",
     "undecodable_images",
     "voc",
+    "builtin_manifest",
     "write_builtin_dataset",
 ]

@@ -12,6 +12,7 @@ given ``seed``: image ``i`` of a split depends only on (seed, split, i).
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -203,12 +204,46 @@ def _write_split(out_dir, split, count, seed, image_size, jpeg_quality):
     return path
 
 
+#: The file in which `write_builtin_dataset` records what it wrote.
+MANIFEST = "builtin-dataset.json"
+# What the demo recorded before the manifest existed: {train, val, image_size, seed}.
+_LEGACY_STAMP = "demo-dataset.json"
+_WRITTEN = ("train", "val", "instances_train.json", "instances_val.json", MANIFEST, _LEGACY_STAMP)
+
+
+def builtin_manifest(out_dir):
+    """The settings of the complete built-in dataset in ``out_dir``, or ``None``.
+
+    Returns:
+        Dict of `write_builtin_dataset`'s arguments (``train``, ``val``, ``seed``,
+        ``image_size``, ``jpeg_quality``) when ``out_dir`` holds a dataset it
+        finished writing; ``None`` otherwise.
+    """
+    try:
+        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        try:
+            with open(os.path.join(out_dir, _LEGACY_STAMP), encoding="utf-8") as f:
+                manifest = {"complete": True, "settings": json.load(f)}
+        except (OSError, ValueError):
+            return None
+    if not isinstance(manifest, dict) or not manifest.get("complete"):
+        return None
+    return manifest.get("settings")
+
+
 def write_builtin_dataset(out_dir, train=1000, val=200, seed=0, image_size=320, jpeg_quality=90):
     """Writes the built-in dataset as a standard COCO dataset.
 
     Files: ``train/*.jpg``, ``val/*.jpg``, ``instances_train.json`` and
-    ``instances_val.json`` (category ids 1..5 in `BUILTIN_CLASSES` order). Read
-    it back with ``coco(out_dir/instances_train.json, out_dir/train)``.
+    ``instances_val.json`` (category ids 1..5 in `BUILTIN_CLASSES` order), and
+    ``builtin-dataset.json`` (`MANIFEST`: the settings). Read it back with
+    ``coco(out_dir/instances_train.json, out_dir/train)``.
+
+    It writes only into a new or empty folder, or over a built-in dataset it wrote
+    before (whose files it removes first, so no stale image stays): a folder that
+    holds anything else raises ``FileExistsError``, and nothing is written.
 
     Args:
         out_dir: output folder (created).
@@ -230,9 +265,41 @@ def write_builtin_dataset(out_dir, train=1000, val=200, seed=0, image_size=320, 
             raise ValueError(f"{name} must be >= 0; received {value}.")
     if int(image_size) < 64:
         raise ValueError(f"image_size must be >= 64; received {image_size}.")
+    out_dir = os.fspath(out_dir)
+    present = os.listdir(out_dir) if os.path.isdir(out_dir) else []
+    if present:
+        if MANIFEST not in present and _LEGACY_STAMP not in present:
+            raise FileExistsError(
+                f"{out_dir} is not empty and holds no built-in dataset ({MANIFEST}); "
+                "the built-in dataset is written only to a new or empty folder"
+            )
+        foreign = sorted(set(present) - set(_WRITTEN))
+        if foreign:
+            raise FileExistsError(
+                f"{out_dir} holds files the built-in dataset did not write "
+                f"({', '.join(foreign[:3])})"
+            )
+        for name in present:
+            path = os.path.join(out_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     os.makedirs(out_dir, exist_ok=True)
+    settings = {
+        "train": int(train),
+        "val": int(val),
+        "seed": int(seed),
+        "image_size": int(image_size),
+        "jpeg_quality": int(jpeg_quality),
+    }
+    # Written first (incomplete) and last (complete): a killed write is rewritten, not reused.
+    _write_manifest(out_dir, settings, complete=False)
     out = {}
     for split, count in (("train", int(train)), ("val", int(val))):
         ann = _write_split(out_dir, split, count, seed, int(image_size), jpeg_quality)
         out[split] = (ann, os.path.join(out_dir, split))
+    _write_manifest(out_dir, settings, complete=True)
     return out
+
+
+def _write_manifest(out_dir, settings, complete):
+    with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump({"complete": complete, "settings": settings}, f, indent=1)

@@ -71,7 +71,13 @@ def test_make_dataset_writes_coco_that_round_trips(tmp_path, capsys):
         == 0
     )
     assert "wrote 9 images" in capsys.readouterr().out
-    assert sorted(os.listdir(out)) == ["instances_train.json", "instances_val.json", "train", "val"]
+    assert sorted(os.listdir(out)) == [
+        "builtin-dataset.json",
+        "instances_train.json",
+        "instances_val.json",
+        "train",
+        "val",
+    ]
     gt = COCO(os.path.join(out, "instances_train.json"))
     assert len(gt.getImgIds()) == 6 and [c["name"] for c in gt.loadCats(gt.getCatIds())] == list(
         data.BUILTIN_CLASSES
