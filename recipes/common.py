@@ -32,6 +32,8 @@ from cfsam_keras.training import RunDir
 from cfsam_keras.training import TrainingDivergedError
 from cfsam_keras.training import distribute
 from cfsam_keras.training import get_strategy
+from cfsam_keras.training import is_chief
+from cfsam_keras.training import remove_temporary_files
 from cfsam_keras.training import set_batch_norm_momentum
 from cfsam_keras.training import set_mixed_precision
 from cfsam_keras.validation import ArgumentParser
@@ -201,10 +203,48 @@ def setup(args):
     set_mixed_precision(args.mixed_precision, strategy)
     keras.utils.set_random_seed(args.seed)
     run_dir = RunDir(args.out)
-    os.makedirs(run_dir.root, exist_ok=True)
     config = dict(vars(args))  # the flags only, so that --config can read it back
+    _check_resumable(run_dir, config)
+    os.makedirs(run_dir.root, exist_ok=True)
+    if is_chief():
+        remove_temporary_files(run_dir.root)
     run_dir.write_config(config)
     return strategy, run_dir
+
+
+#: Flags that may change when a run is started again with the same --out.
+RESUMABLE_CHANGES = (
+    "config",
+    "strategy",
+    "eval_every",
+    "eval_images",
+    "jit_compile",
+    "out",
+    "epochs",
+    "predict_images",
+    "skip_export",
+)
+
+
+def _check_resumable(run_dir, config):
+    """Refuses, before anything is written, to resume a run with other settings."""
+    if not os.path.isfile(run_dir.config):
+        return
+    try:
+        before = run_dir.read_config()
+    except (OSError, ValueError):
+        return  # unreadable: the backup's own check decides
+    changed = sorted(
+        k
+        for k in set(before) | set(config)
+        if k not in RESUMABLE_CHANGES and before.get(k) != config.get(k)
+    )
+    if changed:
+        shown = ", ".join(f"{k} {before.get(k)!r} -> {config.get(k)!r}" for k in changed[:4])
+        raise ValueError(
+            f"--out {run_dir.root} holds a run with other settings ({shown}); start it again "
+            "with the same flags to resume it, or pick another --out"
+        )
 
 
 def build_model(args, class_names, anchor_preset, attention_kwargs=None, backbone_kwargs=None):

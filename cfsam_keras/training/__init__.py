@@ -25,6 +25,7 @@ from cfsam_keras.training.callbacks import TerminateOnNaNWithAdvice
 from cfsam_keras.training.callbacks import TrainingDivergedError
 from cfsam_keras.training.callbacks import atomic_save_model
 from cfsam_keras.training.callbacks import read_history
+from cfsam_keras.training.callbacks import remove_temporary_files
 from cfsam_keras.training.distribute import distribute
 from cfsam_keras.training.distribute import fit_scope
 from cfsam_keras.training.run_dir import RunDir
@@ -54,6 +55,7 @@ __all__ = [
     "get_strategy",
     "is_chief",
     "read_history",
+    "remove_temporary_files",
     "set_batch_norm_momentum",
     "set_mixed_precision",
     "task_info",

@@ -18,19 +18,56 @@ class TrainingDivergedError(RuntimeError):
     """Raised when the training loss becomes NaN or infinite."""
 
 
+#: The prefix of every temporary file or folder a run writes (removed at its next start).
+TMP_PREFIX = ".tmp-"
+
+
+def _umask_mode(mode):
+    """``mode`` less the process umask, the mode ``open`` would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def _fsync(path, contents=True):
+    """Flushes a file or folder to the disk; a folder's files too with ``contents``."""
+    paths = [path]
+    if contents and os.path.isdir(path):
+        paths = [os.path.join(path, n) for n in os.listdir(path)] + [path]
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def publish(tmp, filepath):
+    """Moves a finished temporary file or folder to ``filepath``, durably.
+
+    Its data reach the disk before the rename and the rename before return (a power
+    loss leaves the old file or the new one, never an empty one), and it gets the
+    permissions a plain ``open`` would have given (``mkstemp`` makes files 0600).
+    """
+    os.chmod(tmp, _umask_mode(0o777 if os.path.isdir(tmp) else 0o666))
+    _fsync(tmp)
+    os.replace(tmp, filepath)
+    _fsync(os.path.dirname(os.path.abspath(filepath)), contents=False)
+
+
 def atomic_save_model(model, filepath):
     """Saves ``model`` as ``.keras`` so that ``filepath`` is never half-written.
 
     The model is written to a temporary file in the same directory, then moved
-    over ``filepath`` with ``os.replace`` (atomic on POSIX and Windows).
+    over ``filepath`` with `publish` (``os.replace``, atomic on POSIX and Windows).
     """
     directory = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".keras", dir=directory)
     os.close(fd)
     try:
         model.save(tmp, overwrite=True)
-        os.replace(tmp, filepath)
+        publish(tmp, filepath)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -40,10 +77,25 @@ def atomic_write_json(data, filepath):
     """Writes ``data`` as JSON to ``filepath`` through a temporary file."""
     directory = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, filepath)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+        publish(tmp, filepath)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def remove_temporary_files(folder):
+    """Removes what a killed run left: ``.tmp-*`` files and folders under ``folder``."""
+    for root, dirs, files in os.walk(folder):
+        for name in [d for d in dirs if d.startswith(TMP_PREFIX)]:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            dirs.remove(name)
+        for name in files:
+            if name.startswith(TMP_PREFIX):
+                os.remove(os.path.join(root, name))
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -142,6 +194,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return sorted(p for p in paths if os.path.isdir(p))
 
     def on_train_begin(self, logs=None):
+        remove_temporary_files(self.backup_dir)
         self._load_model()
 
     def _load_model(self):
@@ -159,25 +212,37 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                     self.model.optimizer.build(self.model.trainable_variables)
                 self.model.load_weights(os.path.join(path, "backup.weights.h5"))
             except (OSError, ValueError, KeyError) as e:
-                errors.append(f"{path}: {e}")
+                # h5py's messages run to many lines; the first says what is wrong.
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                errors.append(f"{os.path.basename(path)}: {first}")
                 continue
             self.restored_epoch = int(metadata["epoch"])
             self.model._initial_epoch = self.restored_epoch
+            epochs = (self.params or {}).get("epochs")
+            if epochs is not None and self.restored_epoch >= epochs:
+                print(
+                    f"{os.path.dirname(self.backup_dir.rstrip(os.sep))}: this run has finished "
+                    f"its {epochs} epochs already; nothing left to train",
+                    flush=True,
+                )
             return
         if errors:
-            raise OSError("No readable backup in " + self.backup_dir + ": " + "; ".join(errors))
+            raise OSError(
+                f"no backup in {self.backup_dir} could be loaded into this model (was it "
+                f"written by a run with other settings?): {'; '.join(errors)}"
+            )
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         final = os.path.join(self.backup_dir, f"epoch-{self._current_epoch:05d}")
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.backup_dir)
+        tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.backup_dir)
         try:
             self.model.save_weights(os.path.join(tmp, "backup.weights.h5"), overwrite=True)
             with open(os.path.join(tmp, "metadata.json"), "w") as f:
                 json.dump({"epoch": self._current_epoch}, f)
             if os.path.exists(final):
                 shutil.rmtree(final)
-            os.replace(tmp, final)
+            publish(tmp, final)
         finally:
             if os.path.exists(tmp):
                 shutil.rmtree(tmp)
