@@ -32,8 +32,6 @@ from cfsam_keras.training import RunDir
 from cfsam_keras.training import TrainingDivergedError
 from cfsam_keras.training import distribute
 from cfsam_keras.training import get_strategy
-from cfsam_keras.training import is_chief
-from cfsam_keras.training import remove_temporary_files
 from cfsam_keras.training import set_batch_norm_momentum
 from cfsam_keras.training import set_mixed_precision
 from cfsam_keras.validation import ArgumentParser
@@ -206,8 +204,6 @@ def setup(args):
     config = dict(vars(args))  # the flags only, so that --config can read it back
     _check_resumable(run_dir, config)
     os.makedirs(run_dir.root, exist_ok=True)
-    if is_chief():
-        remove_temporary_files(run_dir.root)
     run_dir.write_config(config)
     return strategy, run_dir
 

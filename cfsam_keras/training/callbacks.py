@@ -176,17 +176,21 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         backup_dir: folder for the backups, used by nothing else.
         keep: how many backups to keep (at least 1).
         delete_checkpoint: delete the backups when training ends normally.
+        on_restore: called with the number of epochs restored (0 without a
+            backup) at the start of ``fit``, e.g. to drop log rows of epochs that
+            will run again.
 
     Example:
 
     >>> backup = ResumableBackup("run/backup")
     """
 
-    def __init__(self, backup_dir, keep=2, delete_checkpoint=False):
+    def __init__(self, backup_dir, keep=2, delete_checkpoint=False, on_restore=None):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
         if keep < 1:
             raise ValueError(f"`keep` must be >= 1, got {keep}.")
         self.keep = int(keep)
+        self.on_restore = on_restore
         self.restored_epoch = 0
 
     def _backups(self):
@@ -196,6 +200,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         remove_temporary_files(self.backup_dir)
         self._load_model()
+        if self.on_restore is not None:
+            self.on_restore(self.restored_epoch)
 
     def _load_model(self):
         if not self.model.built:
@@ -388,6 +394,33 @@ class HistoryLogger(keras.callbacks.Callback):
         os.makedirs(os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True)
         with open(self.filepath, "a") as f:
             f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def trim_csv_history(filepath, epochs):
+    """Keeps the header and the rows of the first ``epochs`` epochs of a ``CSVLogger`` file.
+
+    A run killed after its CSV row but before its backup trains that epoch again;
+    without this, the file would hold the epoch twice. A line cut short goes too.
+    (A kill during this rewrite can lose rows of this file; history.jsonl keeps them.)
+    """
+    if not os.path.isfile(filepath):
+        return
+    with open(filepath, newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    if not lines:
+        return
+    kept = [lines[0]]
+    for line in lines[1:]:
+        first = line.split(",", 1)[0].strip()
+        if line.endswith("\n") and first.isdigit() and int(first) < epochs:
+            kept.append(line)
+    if kept != lines:
+        # In place, not by a rename: CSVLogger already holds the file open for appending.
+        with open(filepath, "r+", newline="") as f:
+            f.writelines(kept)
+            f.truncate()
             f.flush()
             os.fsync(f.fileno())
 

@@ -14,6 +14,7 @@
 """
 
 import dataclasses
+import functools
 import json
 import os
 import warnings
@@ -27,6 +28,8 @@ from cfsam_keras.training.callbacks import RequireFullEpochs
 from cfsam_keras.training.callbacks import ResumableBackup
 from cfsam_keras.training.callbacks import TerminateOnNaNWithAdvice
 from cfsam_keras.training.callbacks import atomic_write_json
+from cfsam_keras.training.callbacks import remove_temporary_files
+from cfsam_keras.training.callbacks import trim_csv_history
 from cfsam_keras.training.strategy import is_chief
 from cfsam_keras.training.strategy import task_info
 
@@ -109,7 +112,8 @@ def build_callbacks(
 ):
     """The callbacks of a training run, in the order they must run.
 
-    The evaluation callback comes first, so that the metrics it adds to the
+    Temporary files a killed run left in the folder are removed here (chief). The
+    evaluation callback comes first, so that the metrics it adds to the
     epoch logs reach the best checkpoint, the logs and TensorBoard. The backup
     comes last, after the checkpoints of the same epoch are on disk. Workers
     other than the chief keep only their backup and the NaN guard.
@@ -129,6 +133,8 @@ def build_callbacks(
     if not isinstance(run_dir, RunDir):
         run_dir = RunDir(str(run_dir))
     chief = is_chief()
+    if chief:  # what a killed run left (its next start is now)
+        remove_temporary_files(run_dir.root)
     callbacks = [RequireFullEpochs(train_source)]
     if evaluation_callback is not None:
         callbacks.append(evaluation_callback)
@@ -146,5 +152,6 @@ def build_callbacks(
         callbacks.append(HistoryLogger(run_dir.history))
         if tensorboard and _tensorboard_installed():
             callbacks.append(keras.callbacks.TensorBoard(run_dir.tensorboard, update_freq="epoch"))
-    callbacks.append(ResumableBackup(run_dir.backup))
+    trim = functools.partial(trim_csv_history, run_dir.csv_log) if chief else None
+    callbacks.append(ResumableBackup(run_dir.backup, on_restore=trim))
     return callbacks

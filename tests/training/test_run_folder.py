@@ -11,6 +11,7 @@ from recipe_helpers import RECIPES  # noqa: F401 (puts recipes/ on sys.path)
 
 from cfsam_keras.training import ResumableBackup
 from cfsam_keras.training import atomic_save_model
+from cfsam_keras.training import build_callbacks
 from cfsam_keras.training import remove_temporary_files
 from cfsam_keras.training.callbacks import atomic_write_json
 
@@ -105,5 +106,6 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(tmp_
         assert json.load(f) == written
     # The same flags (a longer schedule is fine) resume, and the leftovers go.
     args = common.parse_args(demo.parser(), ["--out", out, "--attention", "cfsam", "--epochs", "3"])
-    common.setup(args)
+    _, run_dir = common.setup(args)
+    build_callbacks(run_dir, tensorboard=False)
     assert not (tmp_path / "run" / ".tmp-2.json").exists()
