@@ -98,6 +98,23 @@ def _check_args(args):
             raise CLIError(f"image folder not found: {args.image_dir}")
     if args.voc_devkit and not os.path.isdir(args.voc_devkit):
         raise CLIError(f"VOC devkit folder not found: {args.voc_devkit}")
+    if args.out:
+        _check_writable(args.out)
+
+
+def _check_writable(path):
+    """Fails now, not after the evaluation, when ``--out`` cannot be written."""
+    if os.path.isdir(path):
+        raise CLIError(f"--out: {path} is a folder; name the JSON file to write")
+    existed = os.path.exists(path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise CLIError(f"--out: cannot write {path}: {e.strerror or e}") from None
+    if not existed:
+        os.remove(path)
 
 
 def _first_line(error):

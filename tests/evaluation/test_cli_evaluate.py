@@ -75,6 +75,11 @@ def model_file(tmp_path):
             ["--model", "{model}", "--tfds", "voc/2007", "--score-threshold", "1.5"],
             "argument --score-threshold: must be in [0.0, 1.0), got 1.5",
         ),
+        (
+            ["--model", "{model}", "--voc-devkit", "{tmp}", "--out", "{model}/results.json"],
+            "--out: cannot write",  # checked before the model loads or anything is scored
+        ),
+        (["--model", "{model}", "--voc-devkit", "{tmp}", "--out", "{tmp}"], "--out: "),
         # Passes the argument checks, then the file does not load as a model.
         (["--model", "{model}", "--voc-devkit", "{tmp}"], "--model: cannot load"),
     ],
