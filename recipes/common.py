@@ -348,30 +348,44 @@ def run(main, argv=None):
         return 2
 
 
+#: The owner recorded in the built-in datasets the recipes write (and may rewrite).
+DEMO_OWNER = "recipes/demo.py"
+
+
+def _legacy_stamp(data_dir):
+    """The settings an earlier demo recorded in ``demo-dataset.json``, or ``None``."""
+    try:
+        with open(os.path.join(data_dir, "demo-dataset.json"), encoding="utf-8") as f:
+            return dict(json.load(f), owner=DEMO_OWNER)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def builtin_dataset(data_dir, train, val, image_size, seed):
     """The built-in dataset in ``data_dir``: reused when it was written with these
-    settings, else written into a new or empty folder; any other folder (other data, or
-    a built-in dataset of other settings) is refused, never overwritten.
+    settings, else written into a new or empty folder or over one the demo wrote; any
+    other folder (other data, or a ``make-dataset`` dataset of other settings) is
+    refused, never overwritten.
 
     Returns:
         ``(train source, val source)``.
     """
     wanted = {"train": train, "val": val, "image_size": image_size, "seed": seed}
-    found = data.builtin_manifest(data_dir)
+    found = data.builtin_manifest(data_dir) or _legacy_stamp(data_dir)
     if found is not None and {k: found.get(k) for k in wanted} == wanted:
         paths = {
             s: (os.path.join(data_dir, f"instances_{s}.json"), os.path.join(data_dir, s))
             for s in ("train", "val")
         }
     else:
-        if found is not None:
+        if found is not None and found.get("owner") != DEMO_OWNER:
             raise ValueError(
                 f"--data-dir: {data_dir} holds a built-in dataset of other settings "
                 f"({found}, not {wanted}); pass those, or another --data-dir"
             )
         try:
             paths = data.write_builtin_dataset(
-                data_dir, train=train, val=val, seed=seed, image_size=image_size
+                data_dir, train=train, val=val, seed=seed, image_size=image_size, owner=DEMO_OWNER
             )
         except FileExistsError as e:
             raise ValueError(f"--data-dir: {e}") from None

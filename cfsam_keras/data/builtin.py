@@ -206,7 +206,7 @@ def _write_split(out_dir, split, count, seed, image_size, jpeg_quality):
 
 #: The file in which `write_builtin_dataset` records what it wrote.
 MANIFEST = "builtin-dataset.json"
-# What the demo recorded before the manifest existed: {train, val, image_size, seed}.
+# What the demo recorded before the manifest existed (the demo reads it; it is ours).
 _LEGACY_STAMP = "demo-dataset.json"
 _WRITTEN = ("train", "val", "instances_train.json", "instances_val.json", MANIFEST, _LEGACY_STAMP)
 
@@ -216,24 +216,22 @@ def builtin_manifest(out_dir):
 
     Returns:
         Dict of `write_builtin_dataset`'s arguments (``train``, ``val``, ``seed``,
-        ``image_size``, ``jpeg_quality``) when ``out_dir`` holds a dataset it
-        finished writing; ``None`` otherwise.
+        ``image_size``, ``jpeg_quality``, ``owner``) when ``out_dir`` holds a dataset
+        it finished writing; ``None`` otherwise.
     """
     try:
         with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as f:
             manifest = json.load(f)
     except (OSError, ValueError):
-        try:
-            with open(os.path.join(out_dir, _LEGACY_STAMP), encoding="utf-8") as f:
-                manifest = {"complete": True, "settings": json.load(f)}
-        except (OSError, ValueError):
-            return None
+        return None
     if not isinstance(manifest, dict) or not manifest.get("complete"):
         return None
     return manifest.get("settings")
 
 
-def write_builtin_dataset(out_dir, train=1000, val=200, seed=0, image_size=320, jpeg_quality=90):
+def write_builtin_dataset(
+    out_dir, train=1000, val=200, seed=0, image_size=320, jpeg_quality=90, owner=None
+):
     """Writes the built-in dataset as a standard COCO dataset.
 
     Files: ``train/*.jpg``, ``val/*.jpg``, ``instances_train.json`` and
@@ -252,6 +250,8 @@ def write_builtin_dataset(out_dir, train=1000, val=200, seed=0, image_size=320, 
         seed: the dataset seed; same seed, same files.
         image_size: side of the square images.
         jpeg_quality: JPEG quality.
+        owner: who writes it, recorded in the manifest (a caller may then rewrite
+            only its own datasets); default ``"write_builtin_dataset"``.
 
     Returns:
         dict: split -> (annotation file, image folder).
@@ -289,6 +289,7 @@ def write_builtin_dataset(out_dir, train=1000, val=200, seed=0, image_size=320, 
         "seed": int(seed),
         "image_size": int(image_size),
         "jpeg_quality": int(jpeg_quality),
+        "owner": owner or "write_builtin_dataset",
     }
     # Written first (incomplete) and last (complete): a killed write is rewritten, not reused.
     _write_manifest(out_dir, settings, complete=False)

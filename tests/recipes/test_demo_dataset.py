@@ -46,6 +46,15 @@ def test_a_made_dataset_is_reused_and_other_settings_refused(tmp_path):
     assert _snapshot(folder) == before
 
 
+def test_the_demos_own_dataset_is_rewritten_for_new_settings(tmp_path):
+    import common
+
+    folder = str(tmp_path / "shapes")
+    common.builtin_dataset(folder, 4, 2, 64, 0)
+    train, _ = common.builtin_dataset(folder, 6, 2, 64, 0)
+    assert len(train) == 6 and len(os.listdir(os.path.join(folder, "train"))) == 6
+
+
 def test_rewriting_its_own_dataset_leaves_no_stale_image(tmp_path):
     folder = str(tmp_path / "shapes")
     data.write_builtin_dataset(folder, train=4, val=2, seed=0, image_size=64)
