@@ -91,6 +91,9 @@ def _build_archive(detector, input_size, class_names):
             tf.debugging.assert_positive(
                 shape[1:3], message=f"{SERVING_DEFAULT}: `images` must have height and width > 0"
             ),
+            tf.debugging.assert_positive(
+                shape[0], message=f"{SERVING_DEFAULT}: `images` must hold at least one image"
+            ),
         ]
         with tf.control_dependencies(checks):
             images = tf.identity(images)
@@ -109,6 +112,11 @@ def _build_archive(detector, input_size, class_names):
             image.set_shape([None, None, 3])
             return resize_images(image[tf.newaxis], input_size)[0]
 
+        check = tf.debugging.assert_positive(
+            tf.size(images), message=f"{SERVING_BYTES}: `images` must hold at least one image"
+        )
+        with tf.control_dependencies([check]):
+            images = tf.identity(images)
         resized = tf.map_fn(
             decode_one,
             images,

@@ -173,6 +173,10 @@ def test_saved_model_any_size_bytes_and_errors(saved_model_dir):
         serve(images=tf.constant(image))
     with pytest.raises(tf.errors.InvalidArgumentError, match="RGB"):
         serve(images=tf.constant(np.zeros((1, 8, 8, 4), np.uint8)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
+        serve(images=tf.constant(np.zeros((0, 8, 8, 3), np.uint8)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
+        serve_bytes(images=tf.constant([], tf.string))
 
 
 @pytest.mark.slow
