@@ -35,6 +35,16 @@ def _check_image(image):
     return image
 
 
+def _first_image(out):
+    """The first image's detections from a file's outputs (boxes yxyx -> xyxy)."""
+    return _trim(
+        np.asarray(out["detection_boxes"])[0][:, [1, 0, 3, 2]],
+        out["detection_scores"][0],
+        out["detection_classes"][0],
+        out["num_detections"][0],
+    )
+
+
 def _uint8_batch(image, input_size):
     """``[1, S, S, 3]`` uint8: ``image`` resized as the Keras predictor resizes, rounded."""
     image = _check_image(image)
@@ -118,14 +128,7 @@ class SavedModelPredictor:
         return tf.constant(_check_image(image)[None])
 
     def predict_preprocessed(self, batch):
-        out = self._serve(images=batch)
-        boxes = out["detection_boxes"].numpy()[0][:, [1, 0, 3, 2]]  # yxyx -> xyxy
-        return _trim(
-            boxes,
-            out["detection_scores"][0],
-            out["detection_classes"][0],
-            out["num_detections"][0],
-        )
+        return _first_image(self._serve(images=batch))
 
     def predict(self, image):
         return self.predict_preprocessed(self.preprocess(image))
@@ -169,14 +172,7 @@ class TFLitePredictor:
         return self._runner(images=batch)
 
     def predict_preprocessed(self, batch):
-        out = self.run(batch)
-        boxes = out["detection_boxes"][0][:, [1, 0, 3, 2]]
-        return _trim(
-            boxes,
-            out["detection_scores"][0],
-            out["detection_classes"][0],
-            out["num_detections"][0],
-        )
+        return _first_image(self.run(batch))
 
     def predict(self, image):
         return self.predict_preprocessed(self.preprocess(image))
@@ -225,13 +221,7 @@ class ONNXPredictor:
         return dict(zip(self._names, self.session.run(None, {"images": np.asarray(batch)})))
 
     def predict_preprocessed(self, batch):
-        out = self.run(batch)
-        return _trim(
-            out["detection_boxes"][0][:, [1, 0, 3, 2]],
-            out["detection_scores"][0],
-            out["detection_classes"][0],
-            out["num_detections"][0],
-        )
+        return _first_image(self.run(batch))
 
     def predict(self, image):
         return self.predict_preprocessed(self.preprocess(image))
