@@ -24,6 +24,23 @@ def read_class_names(path):
         return [line.rstrip("\n") for line in f if line.rstrip("\n")]
 
 
+def write_file(path, data):
+    """Writes ``data`` (bytes) to ``path`` through ``path.tmp``, renamed when complete.
+
+    A reader (a server watching the folder) never sees a half-written file, and a
+    failed write leaves no ``.tmp`` behind.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp_path = path + ".tmp"
+    try:
+        with open(tmp_path, "wb") as f:
+            f.write(data)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
 def write_class_names(path, class_names):
     """Writes class names one a line."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -17,7 +17,6 @@ names, input size and inference settings are in the model's metadata
 """
 
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +24,7 @@ import tensorflow as tf
 from cfsam_keras.export.common import check_tensorflow_backend
 from cfsam_keras.export.common import detection_function
 from cfsam_keras.export.common import effective_settings
+from cfsam_keras.export.common import write_file
 from cfsam_keras.models import check_class_names
 from cfsam_keras.models import model_config
 from cfsam_keras.validation import positive_int
@@ -143,13 +143,5 @@ def export_onnx(model, path, batch_size=None, class_names=None, opset=ONNX_OPSET
         entry = model_proto.metadata_props.add()
         entry.key, entry.value = key, value
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp_path = path + ".tmp"
-    try:
-        with open(tmp_path, "wb") as f:
-            f.write(model_proto.SerializeToString())
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    write_file(path, model_proto.SerializeToString())
     return path

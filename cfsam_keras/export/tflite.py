@@ -28,6 +28,7 @@ import tensorflow as tf
 from cfsam_keras.export.common import check_tensorflow_backend
 from cfsam_keras.export.common import detection_function
 from cfsam_keras.export.common import write_class_names
+from cfsam_keras.export.common import write_file
 from cfsam_keras.export.saved_model import resize_images
 from cfsam_keras.models import check_class_names
 from cfsam_keras.models import model_config
@@ -154,10 +155,6 @@ def export_tflite(
             converter, quantization, representative_data, input_size, num_calibration_images
         )
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp_path = path + ".tmp"
-    with open(tmp_path, "wb") as f:
-        f.write(flatbuffer)
-    os.replace(tmp_path, path)
+    write_file(path, flatbuffer)
     write_class_names(class_names_path(path), class_names)
     return path
