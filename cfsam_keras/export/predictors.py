@@ -63,7 +63,16 @@ def _trim(boxes, scores, classes, num):
     }
 
 
-class KerasPredictor:
+class _Predictor:
+    """What every predictor shares: ``predict(image)`` is ``preprocess`` then
+    ``predict_preprocessed`` (which ``batch_detector`` calls on its own)."""
+
+    def predict(self, image):
+        """Detections of one RGB uint8 image ``[H, W, 3]`` of any size (see the module)."""
+        return self.predict_preprocessed(self.preprocess(image))
+
+
+class KerasPredictor(_Predictor):
     """Runs ``cfsam_keras.models.detector(model)`` on one image at a time.
 
     Args:
@@ -94,11 +103,8 @@ class KerasPredictor:
         out = self.detector.predict_on_batch(batch)
         return _trim(out["boxes"][0], out["scores"][0], out["classes"][0], out["num_detections"][0])
 
-    def predict(self, image):
-        return self.predict_preprocessed(self.preprocess(image))
 
-
-class SavedModelPredictor:
+class SavedModelPredictor(_Predictor):
     """Runs the ``serving_default`` signature of an exported SavedModel.
 
     Needs only TensorFlow (not ``cfsam_keras``'s model code).
@@ -130,11 +136,8 @@ class SavedModelPredictor:
     def predict_preprocessed(self, batch):
         return _first_image(self._serve(images=batch))
 
-    def predict(self, image):
-        return self.predict_preprocessed(self.preprocess(image))
 
-
-class TFLitePredictor:
+class TFLitePredictor(_Predictor):
     """Runs a ``.tflite`` file from ``export_tflite`` with the LiteRT interpreter.
 
     Args:
@@ -174,11 +177,8 @@ class TFLitePredictor:
     def predict_preprocessed(self, batch):
         return _first_image(self.run(batch))
 
-    def predict(self, image):
-        return self.predict_preprocessed(self.preprocess(image))
 
-
-class ONNXPredictor:
+class ONNXPredictor(_Predictor):
     """Runs a ``.onnx`` file from ``export_onnx`` with ONNX Runtime on the CPU.
 
     Args:
@@ -222,9 +222,6 @@ class ONNXPredictor:
 
     def predict_preprocessed(self, batch):
         return _first_image(self.run(batch))
-
-    def predict(self, image):
-        return self.predict_preprocessed(self.preprocess(image))
 
 
 def load_predictor(kind, path_or_model, **kwargs):
