@@ -15,6 +15,7 @@ import sys
 import keras
 
 from cfsam_keras import data
+from cfsam_keras.data.builtin import LEGACY_DEMO_STAMP
 from cfsam_keras.evaluation import EvaluationCallback
 from cfsam_keras.losses import MultiBoxLoss
 from cfsam_keras.models import ATTENTIONS
@@ -353,9 +354,9 @@ DEMO_OWNER = "recipes/demo.py"
 
 
 def _legacy_stamp(data_dir):
-    """The settings an earlier demo recorded in ``demo-dataset.json``, or ``None``."""
+    """The settings an earlier demo recorded in its stamp file, or ``None``."""
     try:
-        with open(os.path.join(data_dir, "demo-dataset.json"), encoding="utf-8") as f:
+        with open(os.path.join(data_dir, LEGACY_DEMO_STAMP), encoding="utf-8") as f:
             return dict(json.load(f), owner=DEMO_OWNER)
     except (OSError, ValueError, TypeError):
         return None

@@ -206,9 +206,16 @@ def _write_split(out_dir, split, count, seed, image_size, jpeg_quality):
 
 #: The file in which `write_builtin_dataset` records what it wrote.
 MANIFEST = "builtin-dataset.json"
-# What the demo recorded before the manifest existed (the demo reads it; it is ours).
-_LEGACY_STAMP = "demo-dataset.json"
-_WRITTEN = ("train", "val", "instances_train.json", "instances_val.json", MANIFEST, _LEGACY_STAMP)
+#: What the demo recorded before the manifest existed (the demo reads it; it is ours).
+LEGACY_DEMO_STAMP = "demo-dataset.json"
+_WRITTEN = (
+    "train",
+    "val",
+    "instances_train.json",
+    "instances_val.json",
+    MANIFEST,
+    LEGACY_DEMO_STAMP,
+)
 
 
 def builtin_manifest(out_dir):
@@ -268,7 +275,7 @@ def write_builtin_dataset(
     out_dir = os.fspath(out_dir)
     present = os.listdir(out_dir) if os.path.isdir(out_dir) else []
     if present:
-        if MANIFEST not in present and _LEGACY_STAMP not in present:
+        if MANIFEST not in present and LEGACY_DEMO_STAMP not in present:
             raise FileExistsError(
                 f"{out_dir} is not empty and holds no built-in dataset ({MANIFEST}); "
                 "the built-in dataset is written only to a new or empty folder"
