@@ -70,6 +70,19 @@ def variants(cfsam_kwargs, kv_pool_size):
     }
 
 
+def add_builtin_flags(group):
+    """--train-images, --val-images and --image-size of the built-in dataset."""
+    sizes = configs.DEMO_DATASET
+    for name, key, text in (
+        ("--train-images", "train", "generated train images"),
+        ("--val-images", "val", "generated val images"),
+        ("--image-size", "image_size", "side of the generated images"),
+    ):
+        group.add_argument(
+            name, type=flag(positive_int), default=sizes[key], help=f"builtin: {text}"
+        )
+
+
 def parser(argv):
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--dataset", choices=DATASETS, default="builtin")
@@ -98,25 +111,7 @@ def parser(argv):
         default=4,
         help="kv_pool_size of the cfsam_kv variant",
     )
-    sizes = configs.DEMO_DATASET
-    g.add_argument(
-        "--train-images",
-        type=flag(positive_int),
-        default=sizes["train"],
-        help="builtin: generated train images",
-    )
-    g.add_argument(
-        "--val-images",
-        type=flag(positive_int),
-        default=sizes["val"],
-        help="builtin: generated val images",
-    )
-    g.add_argument(
-        "--image-size",
-        type=flag(positive_int),
-        default=sizes["image_size"],
-        help="builtin: side of the generated images",
-    )
+    add_builtin_flags(g)
     g.add_argument(
         "--quick",
         action="store_true",
@@ -165,34 +160,42 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(self._last - self._start)
 
 
-def schedule_steps(args, source, anchor_preset_dataset):
-    """(steps per epoch, epochs, total steps, decay steps) of one run."""
+def schedule_steps(args, source):
+    """(steps per epoch, epochs, total steps, decay steps) of one run: ``--epochs``
+    when given (the builtin dataset's default), else SSD's published schedule."""
     steps = args.steps_per_epoch or data.steps_per_epoch(source, args.batch_size)
-    if anchor_preset_dataset == "builtin":
+    if args.epochs:
         return steps, args.epochs, args.epochs * steps, None
-    total, decay = configs.SSD300_DATASETS[anchor_preset_dataset]["schedule"].at_batch(
-        args.batch_size
-    )
+    total, decay = configs.SSD300_DATASETS[args.dataset]["schedule"].at_batch(args.batch_size)
     return steps, math.ceil(total / steps), total, decay
 
 
-def train_one(args, name, attention, attention_kwargs, seed, sources, settings, strategy):
-    """Trains and evaluates one (variant, seed) under ``strategy``; returns its record."""
+def train_one(
+    args, name, attention, attention_kwargs, seed, sources, settings, strategy, make_model=None
+):
+    """Trains and evaluates one (variant, seed) under ``strategy``; returns its record.
+
+    ``make_model(run_args)`` builds the model to train (inside the strategy's scope);
+    by default ``common.build_model`` from the flags and ``settings``.
+    """
     train_source, val_source = sources
     _, anchor_preset, backbone_kwargs, _ = settings
     run_args = argparse.Namespace(**vars(args))
     run_args.attention, run_args.seed = attention, seed
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    steps, epochs, total, decay = schedule_steps(args, train_source, args.dataset)
+    steps, epochs, total, decay = schedule_steps(args, train_source)
     with strategy.scope():
-        model = common.build_model(
-            run_args,
-            train_source.class_names,
-            anchor_preset,
-            attention_kwargs=attention_kwargs,
-            backbone_kwargs=backbone_kwargs,
-        )
+        if make_model is None:
+            model = common.build_model(
+                run_args,
+                train_source.class_names,
+                anchor_preset,
+                attention_kwargs=attention_kwargs,
+                backbone_kwargs=backbone_kwargs,
+            )
+        else:
+            model = make_model(run_args)
         common.compile_model(model, run_args, total, decay, round(args.warmup_epochs * steps))
     train_data = common.train_data(strategy, run_args, train_source, model)
     evaluation = EvaluationCallback(

@@ -127,3 +127,12 @@ DEMO = dict(
 
 #: The built-in dataset the demo writes (``cfsam_keras.data.write_builtin_dataset``).
 DEMO_DATASET = dict(train=2000, val=300, image_size=192, seed=0)
+
+#: What ``finetune_attention.py`` changes in a dataset's flags (``compare_attention``'s
+#: defaults): a short continuation of an already trained detector at a tenth of the
+#: rate it was trained with, cosine to zero, no warm-up, both arms alike. Ours, not the
+#: paper's (its schedule is not public).
+FINETUNE = {
+    "builtin": dict(epochs=2, lr=DEMO["lr"] / 10, schedule="cosine", warmup_epochs=0.0),
+    "ssd300": dict(epochs=12, lr=SSD300["lr"] / 10, schedule="cosine", warmup_epochs=0.0),
+}

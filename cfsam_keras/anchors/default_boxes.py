@@ -50,7 +50,10 @@ def default_boxes(
         steps: list of floats (or ``(step_y, step_x)`` pairs), distance in
             pixels between neighbouring centres of each level.
         aspect_ratios: list (one per level) of lists of ratios ``r > 0``.
-        clip: bool, clamp every coordinate to [0, 1], as the reference code.
+        clip: ``True``: clamp all four of (cx, cy, w, h) to [0, 1], as the reference
+            code (ssd.caffe, ssd.pytorch); ``"size"``: clamp w and h only, as
+            torchvision's ``DefaultBoxGenerator`` (centres of the last row and column
+            of SSD300's 10 x 10 level lie at 1.013); ``False``: no clamping.
 
     Returns:
         ``np.float32`` array ``[A, 4]`` of normalised ``(cx, cy, w, h)``
@@ -106,8 +109,12 @@ def default_boxes(
         per_level.append(np.concatenate([centres, wh], axis=-1).reshape(-1, 4))
 
     boxes = np.concatenate(per_level, axis=0)
-    if clip:
+    if clip == "size":
+        boxes[:, 2:] = np.clip(boxes[:, 2:], 0.0, 1.0)
+    elif clip is True:
         boxes = np.clip(boxes, 0.0, 1.0)
+    elif clip is not False:
+        raise ValueError(f"clip must be True, False or 'size'; received {clip!r}.")
     return boxes.astype(np.float32)
 
 
@@ -115,7 +122,7 @@ def ssd300_default_boxes(preset="voc"):
     """The 8732 default boxes of SSD300.
 
     Args:
-        preset: ``"voc"`` or ``"coco"`` (see `cfsam_keras.anchors.PRESETS`).
+        preset: ``"voc"``, ``"coco"`` or ``"torchvision"`` (see `cfsam_keras.anchors.PRESETS`).
 
     Returns:
         ``np.float32`` array ``[8732, 4]`` of normalised ``(cx, cy, w, h)``.

@@ -9,7 +9,9 @@ SSD300_FEATURE_SIZES = (38, 19, 10, 5, 3, 1)
 SSD300_STEPS = (8, 16, 32, 64, 100, 300)
 SSD300_ASPECT_RATIOS = ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
 
-#: Default-box sizes of the SSD reference code (in pixels of a 300 x 300 input).
+#: Default-box sizes of the SSD reference code (in pixels of a 300 x 300 input), and
+#: how the boxes are clamped to the image (``clip`` of `default_boxes`; default all four
+#: coordinates, as the reference code).
 PRESETS = {
     "voc": {
         "min_sizes": (30, 60, 111, 162, 213, 264),
@@ -20,6 +22,8 @@ PRESETS = {
         "max_sizes": (45, 99, 153, 207, 261, 315),
     },
 }
+#: torchvision's ``ssd300_vgg16``: the COCO sizes, only widths and heights clamped.
+PRESETS["torchvision"] = dict(PRESETS["coco"], clip="size")
 
 
 def ssd300_feature_sizes(input_size=300):
@@ -62,7 +66,8 @@ def anchor_config(preset="voc", input_size=300, feature_sizes=None):
     ``input_size / feature_size``, so the boxes tile the image the same way.
 
     Args:
-        preset: ``"voc"`` or ``"coco"``, the box sizes (see `PRESETS`).
+        preset: ``"voc"``, ``"coco"`` or ``"torchvision"``, the box sizes and
+            clamping (see `PRESETS`).
         input_size: int, side of the square input in pixels.
         feature_sizes: optional list of six ints or ``(height, width)`` pairs,
             the sizes of the maps the heads run on. Defaults to
@@ -106,7 +111,7 @@ def anchor_config(preset="voc", input_size=300, feature_sizes=None):
         "max_sizes": max_sizes,
         "steps": steps,
         "aspect_ratios": [list(r) for r in SSD300_ASPECT_RATIOS],
-        "clip": True,
+        "clip": sizes.get("clip", True),
     }
 
 

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import sys
 
 from cfsam_keras.cli.common import CLIError
 from cfsam_keras.cli.common import add_inference_flags
@@ -155,6 +156,29 @@ def _fmt(value):
     return "   n/a" if undefined else f"{value:6.4f}"
 
 
+def _check_classes(model_names, dataset_names):
+    """Refuses a dataset whose classes the model orders otherwise; warns on other names."""
+    if len(dataset_names) != len(model_names):
+        raise CLIError(
+            f"the model predicts {len(model_names)} classes but the dataset has "
+            f"{len(dataset_names)}"
+        )
+    if model_names == dataset_names:
+        return
+    if sorted(model_names) == sorted(dataset_names):
+        i = next(i for i, (a, b) in enumerate(zip(model_names, dataset_names)) if a != b)
+        raise CLIError(
+            f"the model and the dataset order their classes differently (class {i} is "
+            f"{model_names[i]!r} in the model, {dataset_names[i]!r} in the dataset)"
+        )
+    if not all(name == f"class_{i}" for i, name in enumerate(model_names)):
+        print(
+            f"cfsam-keras evaluate: warning: the model's class names {model_names[:3]}... "
+            f"are not the dataset's {dataset_names[:3]}...; scoring class i as class i",
+            file=sys.stderr,
+        )
+
+
 def format_table(results, class_names):
     """The results as a plain-text table."""
     from cfsam_keras.evaluation import COCO_METRIC_NAMES
@@ -191,15 +215,12 @@ def run(args):
 
     model = load_keras_model(args.model)
     try:
-        num_classes = model_config(model)["num_classes"]
+        config = model_config(model)
     except ValueError as e:
         raise CLIError(f"{args.model} is not a cfsam_keras SSD model: {e}") from None
     source = _source(args)
     class_names = list(source.class_names)
-    if len(class_names) != num_classes:
-        raise CLIError(
-            f"the model predicts {num_classes} classes but the dataset has {len(class_names)}"
-        )
+    _check_classes(config["class_names"], class_names)
     if isinstance(model, keras.Model) and isinstance(model.output, dict):
         det = model  # already a detector
     else:

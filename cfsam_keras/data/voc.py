@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from cfsam_keras.class_lists import VOC_CLASSES
 from cfsam_keras.data.image_check import check_images
 from cfsam_keras.data.image_check import converted_png
 from cfsam_keras.data.report import FIXED
@@ -14,13 +15,6 @@ from cfsam_keras.data.report import InputReport
 from cfsam_keras.data.source import Source
 from cfsam_keras.data.source import clean_boxes
 from cfsam_keras.data.source import records_from_lists
-
-#: The 20 PASCAL VOC object classes, in the standard order.
-VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-)  # fmt: skip
 
 
 class VocSource(Source):

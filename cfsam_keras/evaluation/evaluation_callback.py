@@ -19,6 +19,14 @@ LOGGED_COCO_METRICS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"
 LOGGED_KEYS = LOGGED_COCO_METRICS + ("voc_map", "voc_map_area")
 
 
+def logged_metrics(results):
+    """The `LOGGED_KEYS` of an ``evaluate_detector`` result, as floats."""
+    values = {name: results["coco"][name] for name in LOGGED_COCO_METRICS}
+    values["voc_map"] = results["voc_map"]
+    values["voc_map_area"] = results["voc_map_area"]
+    return {k: float(v) for k, v in values.items()}
+
+
 class EvaluationCallback(keras.callbacks.Callback):
     """Adds COCO AP and VOC mAP of the model being trained to the epoch logs.
 
@@ -116,19 +124,13 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.last_results = evaluate_detector(self.detector, self.val_data, **kwargs)
         return self.last_results
 
-    def _metrics(self, results):
-        values = {name: results["coco"][name] for name in LOGGED_COCO_METRICS}
-        values["voc_map"] = results["voc_map"]
-        values["voc_map_area"] = results["voc_map_area"]
-        return values
-
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         if (epoch + 1) % self.every_n_epochs:
             logs.update({self.prefix + k: math.nan for k in LOGGED_KEYS})
             return
-        values = self._metrics(self.evaluate())
+        values = logged_metrics(self.evaluate())
         logs.update({self.prefix + k: float(v) for k, v in values.items()})
         if self.log_dir:
             self._write_scalars(values, epoch)

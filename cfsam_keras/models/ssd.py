@@ -10,8 +10,8 @@ from cfsam_keras.layers import attention_module
 from cfsam_keras.models.heads import SSDPredictions
 from cfsam_keras.models.heads import prediction_heads
 from cfsam_keras.models.mobilenet_v2 import mobilenet_v2_source_maps
-from cfsam_keras.models.preprocessing import CaffePreprocessing
-from cfsam_keras.models.preprocessing import mobilenet_preprocessing
+from cfsam_keras.models.preprocessing import PREPROCESSING
+from cfsam_keras.models.preprocessing import InputPreprocessing
 from cfsam_keras.models.small_vgg import small_vgg_source_maps
 from cfsam_keras.models.vgg16 import vgg16_feature_sizes
 from cfsam_keras.models.vgg16 import vgg16_source_maps
@@ -19,6 +19,9 @@ from cfsam_keras.models.weights import load_backbone_weights
 
 #: Backbones and the keyword arguments each takes in ``backbone_kwargs``.
 BACKBONES = {"vgg16": (), "mobilenet_v2": ("alpha", "extra_channels"), "small_vgg": ("widths",)}
+
+#: The input preprocessing each backbone's own (ImageNet) weights expect.
+BACKBONE_PREPROCESSING = {"vgg16": "caffe", "mobilenet_v2": "tf", "small_vgg": "tf"}
 
 #: Attention modules placed between the source maps and the heads.
 ATTENTIONS = ("none",) + tuple(ATTENTION_MODULES)
@@ -37,9 +40,14 @@ def _num_classes(num_classes, class_names):
     return num_classes
 
 
-def _check_arguments(backbone, attention, input_size, backbone_kwargs):
+def _check_arguments(backbone, attention, input_size, backbone_kwargs, preprocessing):
     if backbone not in BACKBONES:
         raise ValueError(f"Unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
+    if preprocessing is not None and preprocessing not in PREPROCESSING:
+        raise ValueError(
+            f"Unknown preprocessing {preprocessing!r}; expected None (the backbone's own) "
+            f"or one of {sorted(PREPROCESSING)}"
+        )
     if attention not in ATTENTIONS:
         raise ValueError(f"Unknown attention {attention!r}; expected one of {list(ATTENTIONS)}")
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 32:
@@ -62,6 +70,7 @@ def SSD300(
     attention_kwargs=None,
     backbone_kwargs=None,
     class_names=None,
+    preprocessing=None,
 ):
     """Builds an SSD300 detector with an attention module before its heads.
 
@@ -78,12 +87,16 @@ def SSD300(
         input_size: int, side of the square input. For ``"vgg16"`` at least 268; the
             default boxes follow the sizes of the built source maps.
         anchor_preset: ``"voc"`` or ``"coco"``, the default-box sizes
-            (``cfsam_keras.anchors.PRESETS``).
+            (``cfsam_keras.anchors.PRESETS``; ``"torchvision"`` is the COCO sizes
+            clamped as torchvision's ``ssd300_vgg16`` does).
         backbone_weights: ``None`` (random), ``"imagenet"`` (through
-            ``keras.applications``; needs internet the first time), or the path of a
-            ``.weights.h5`` file of this whole SSD model or of the ``keras.applications``
-            backbone (``VGG16(include_top=False)`` / ``MobileNetV2(include_top=False,
-            alpha=...)``); which one is detected from the file's array shapes.
+            ``keras.applications``; needs internet the first time; for vgg16 SSD's
+            start: the convolutions and the reduced fc6 / fc7 of
+            ``VGG16(include_top=True)``), or a file: ``.h5`` / ``.weights.h5`` of this
+            whole SSD model or of the ``keras.applications`` backbone (VGG16 with or
+            without top, ``MobileNetV2(include_top=False, alpha=...)``), told apart by
+            the file's array shapes; or for vgg16 ssd.pytorch's ``vgg16_reducedfc.pth``
+            (or ``.npz`` / ``.safetensors``). See ``load_backbone_weights``.
         attention_kwargs: optional dict of keyword arguments for the attention module.
         backbone_kwargs: optional dict; ``"mobilenet_v2"`` takes ``alpha`` (width
             multiplier, default 1.0) and ``extra_channels`` (four ints, default
@@ -91,6 +104,12 @@ def SSD300(
             default ``(24, 48, 96, 192)``); ``"vgg16"`` takes none.
         class_names: optional list of ``num_classes`` names (index = class), stored in
             the model so that its predictions, evaluations and exports name its classes.
+        preprocessing: what the model does to its RGB [0, 255] input before the
+            backbone: ``None`` for what the backbone's ImageNet weights expect
+            (``BACKBONE_PREPROCESSING``: ``"caffe"`` for vgg16, ``"tf"`` for the
+            others), or a mode of ``cfsam_keras.models.InputPreprocessing``
+            (``"caffe"``, ``"ssd.pytorch"``, ``"torchvision"``, ``"tf"``), as a model
+            converted from a peer's weights needs. Stored in the model.
 
     Returns:
         A functional ``keras.Model``: input float32 ``[B, input_size, input_size, 3]``, RGB
@@ -108,17 +127,19 @@ def SSD300(
     num_classes = _num_classes(num_classes, class_names)
     backbone_kwargs = dict(backbone_kwargs or {})
     attention_kwargs = dict(attention_kwargs or {})
-    _check_arguments(backbone, attention, input_size, backbone_kwargs)
+    _check_arguments(backbone, attention, input_size, backbone_kwargs, preprocessing)
     if backbone == "vgg16":
         vgg16_feature_sizes(input_size)  # raises early for too small inputs
 
     images = keras.Input(shape=(input_size, input_size, 3), name="images")
+    mode = preprocessing or BACKBONE_PREPROCESSING[backbone]
+    x = InputPreprocessing(mode, name="preprocessing")(images)
     if backbone == "vgg16":
-        sources = vgg16_source_maps(CaffePreprocessing(name="preprocessing")(images))
+        sources = vgg16_source_maps(x)
     elif backbone == "small_vgg":
-        sources = small_vgg_source_maps(mobilenet_preprocessing()(images), **backbone_kwargs)
+        sources = small_vgg_source_maps(x, **backbone_kwargs)
     else:
-        sources = mobilenet_v2_source_maps(mobilenet_preprocessing()(images), **backbone_kwargs)
+        sources = mobilenet_v2_source_maps(x, **backbone_kwargs)
 
     feature_sizes = [int(s.shape[1]) for s in sources]
     config = anchor_config(anchor_preset, input_size, feature_sizes)

@@ -23,6 +23,14 @@ _EXTRA_LAYERS = (
     ("conv11", 128, 256, 1),
 )
 
+#: Layer names of the convolutions conv1_1 .. conv5_3, fc6 and fc7, in order.
+VGG16_LAYER_NAMES = tuple(
+    f"block{block}_conv{i}" for block, n, _ in _VGG_BLOCKS for i in range(1, n + 1)
+) + ("fc6", "fc7")
+
+#: Layer names of the extra layers, in order (conv8_1, conv8_2, ..., conv11_2).
+EXTRA_LAYER_NAMES = tuple(f"{name}_{i}" for name, *_ in _EXTRA_LAYERS for i in (1, 2))
+
 
 def vgg16_feature_sizes(input_size):
     """Spatial sizes of the six source maps of SSD-VGG16 for a square input.

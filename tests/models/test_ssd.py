@@ -14,7 +14,6 @@ from cfsam_keras.models import ATTENTIONS
 from cfsam_keras.models import SSD300
 from cfsam_keras.models import model_config
 from cfsam_keras.models import model_default_boxes
-from cfsam_keras.models.weights import reference_backbone
 
 # A small, fast configuration for the CPU tests.
 SMALL = dict(backbone="mobilenet_v2", input_size=128, backbone_kwargs={"alpha": 0.35})
@@ -122,6 +121,25 @@ def test_preprocessing_matches_keras_applications():
     )
 
 
+def test_preprocessing_of_the_peers_is_selectable_and_stored(tmp_path):
+    images = _images(2, 128)
+    # torchvision: Normalize(mean, std=1/255) on images / 255; ssd.pytorch: BGR - (104, 117, 123).
+    mean = np.array([0.48235, 0.45882, 0.40784], np.float32)
+    expected = {
+        "torchvision": (images / 255.0 - mean) / (1 / 255.0),
+        "ssd.pytorch": images[..., ::-1] - np.array([104.0, 117.0, 123.0], np.float32),
+    }
+    for mode, reference in expected.items():
+        model = SSD300(2, attention="none", preprocessing=mode, **SMALL)
+        np.testing.assert_allclose(model.get_layer("preprocessing")(images), reference, atol=1e-4)
+        path = str(tmp_path / "m.keras")
+        model.save(path)
+        reloaded = keras.saving.load_model(path, safe_mode=True)
+        assert reloaded.get_layer("preprocessing").get_config()["mode"] == mode
+    with pytest.raises(ValueError, match="Unknown preprocessing 'bgr'.*torchvision"):
+        SSD300(2, attention="none", preprocessing="bgr", **SMALL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_every_attention_saves_and_reloads_in_safe_mode(attention, tmp_path):
@@ -149,70 +167,6 @@ def test_vgg16_cfsam_round_trip(tmp_path):
     reloaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(reloaded(images), expected, atol=1e-4)
     np.testing.assert_array_equal(model_default_boxes(reloaded), ssd300_default_boxes("voc"))
-
-
-def _fake_application(monkeypatch, name, store):
-    """Replaces keras.applications.<name> by a weights=None model with known random weights."""
-    original = getattr(keras.applications, name)
-
-    def fake(**kwargs):
-        if kwargs["weights"] is None:  # the SSD backbone itself
-            return original(**kwargs)
-        assert kwargs["weights"] == "imagenet" and kwargs["include_top"] is False
-        model = original(**{**kwargs, "weights": None})
-        _randomize(model, seed=7)
-        store.append(model)
-        return model
-
-    monkeypatch.setattr(keras.applications, name, fake)
-
-
-@pytest.mark.parametrize(
-    "backbone, application, kwargs",
-    [("vgg16", "VGG16", {}), ("mobilenet_v2", "MobileNetV2", SMALL)],
-)
-def test_imagenet_weights_are_copied_by_layer_name(monkeypatch, backbone, application, kwargs):
-    store = []
-    _fake_application(monkeypatch, application, store)
-    model = SSD300(
-        3, attention="none", backbone_weights="imagenet", **{**kwargs, "backbone": backbone}
-    )
-    (reference,) = store
-    copied = 0
-    for layer in reference.layers:
-        if not layer.weights:
-            continue
-        for ours, theirs in zip(model.get_layer(layer.name).get_weights(), layer.get_weights()):
-            np.testing.assert_array_equal(ours, theirs)
-            copied += 1
-    assert copied == len(reference.weights) > 20
-
-
-def test_backbone_weights_file_is_copied_by_layer_name(tmp_path):
-    reference = reference_backbone("mobilenet_v2", None, alpha=0.35)
-    _randomize(reference, seed=3)
-    path = str(tmp_path / "backbone.weights.h5")
-    reference.save_weights(path)
-    model = SSD300(3, attention="none", backbone_weights=path, **SMALL)
-    for layer in reference.layers:
-        if not layer.weights:
-            continue
-        for ours, theirs in zip(model.get_layer(layer.name).get_weights(), layer.get_weights()):
-            np.testing.assert_array_equal(ours, theirs)
-
-
-def test_full_model_weights_file_loads(tmp_path):
-    kwargs = dict(SMALL, attention="cfsam", attention_kwargs=SMALL_ATTENTION_KWARGS["cfsam"])
-    source = SSD300(3, **kwargs)
-    _randomize(source, seed=5)
-    path = str(tmp_path / "ssd.weights.h5")
-    source.save_weights(path)
-    model = SSD300(3, backbone_weights=path, **kwargs)
-    images = _images(1, 128)
-    np.testing.assert_allclose(model(images), source(images), atol=1e-6)
-    # A file of a model with other classes fits neither the model nor the backbone.
-    with pytest.raises(ValueError, match="ssd.weights.h5.*fit neither"):
-        SSD300(4, backbone_weights=path, **kwargs)
 
 
 @pytest.mark.parametrize(
