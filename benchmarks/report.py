@@ -547,6 +547,48 @@ def _comparison_section(result, cost_results, rel_dir):
     ]
 
 
+def _finetune_section(result, rel_dir):
+    s, m, runs, start = result["settings"], result["machine"], result["runs"], result["start"]
+    flags = [
+        f"--from {s['weights']}",
+        f"--out {s['out']}",
+        f"--data-dir {s['data_dir']}",
+        f"--epochs {s['epochs']}",
+        f"--seeds {','.join(map(str, s['seeds']))}",
+    ]
+    if s.get("steps_per_epoch"):
+        flags.append(f"--steps-per-epoch {s['steps_per_epoch']}")
+    minutes = sum(r["wall_seconds"] for r in runs) / 60
+    made = result.get("start_run")
+    made = (
+        f", trained by a recipe run: {made['backbone']}, attention {made['attention']}, "
+        f"{made['epochs']} epochs of batch {made['batch_size']}, {made['optimizer']} lr "
+        f"{made['lr']:g}, seed {made['seed']}"
+        if made
+        else ""
+    )
+    return [
+        "## Fine-tuning CFSAM on a trained detector",
+        "",
+        f"Regenerate: `python recipes/finetune_attention.py {' '.join(flags)}`, then "
+        "`python benchmarks/report.py`.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; " + _load_sentence(m) + " Both arms start "
+        f"from the same trained detector without attention (`{s['weights']}`{made}; AP50 "
+        f"{start['AP50']:.3f}, AP {start['AP']:.3f} on the val split) and train for the same "
+        f"{s['epochs']} epochs of {runs[0]['steps_per_epoch']} steps with the same data and "
+        f"seed: 'none' as it is, '{s['variants'][1]}' with the module inserted as the identity "
+        f"(`add_attention`, {s['attention_kwargs'] or 'default arguments'}). {s['optimizer']} "
+        f"lr {s['lr']:g} ({s['schedule']}), batch {s['batch_size']}, seeds {s['seeds']}; "
+        f"{len(runs)} runs, {minutes:.0f} min in all. Cells are mean ± standard deviation over "
+        "seeds.",
+        "",
+        comparison_table(result),
+        "",
+        f"![AP50 per epoch]({rel_dir}/convergence.png)",
+    ]
+
+
 def _convergence_sentence(result):
     """Whether the baseline's mean AP50 was still rising over the last epoch."""
     base = comparison_summary(result).get("none")
@@ -728,6 +770,10 @@ def render_results(results_dir="docs/results", doc_path=None):
             "Not run yet: `python recipes/compare_attention.py`.",
         ]
     lines.append("")
+    finetune = _load(os.path.join(results_dir, "finetune_builtin", "compare.json"))
+    if finetune:
+        rel = os.path.relpath(os.path.join(results_dir, "finetune_builtin"), doc_dir)
+        lines += _finetune_section(finetune, rel) + [""]
     if record:
         lines += _latency_section(record, results_dir)
     else:
@@ -759,6 +805,9 @@ def main(argv=None):
     comparison = os.path.join(args.results, "compare_builtin")
     if os.path.isfile(os.path.join(comparison, "compare.json")):
         write_comparison(comparison, _load(os.path.join(args.results, "cost.json")))
+    finetune = os.path.join(args.results, "finetune_builtin")
+    if os.path.isfile(os.path.join(finetune, "compare.json")):
+        write_comparison(finetune)
     text = render_results(args.results, args.out)
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(text)

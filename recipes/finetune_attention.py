@@ -81,6 +81,15 @@ def load_trained(path, class_names):
     return model
 
 
+def run_config(weights):
+    """The flags of the recipe run that wrote ``weights`` (RUN/checkpoints/X.keras), or None."""
+    run = training.RunDir(os.path.dirname(os.path.dirname(os.path.abspath(weights))))
+    try:
+        return run.read_config()
+    except (OSError, ValueError):
+        return None
+
+
 def starting_scores(args, model, val_source):
     """COCO AP and VOC mAP of the detector both arms start from."""
     results = evaluate_detector(
@@ -150,6 +159,7 @@ def main(argv=None):
         "dataset": args.dataset,
         "settings": config,
         "start": start,
+        "start_run": run_config(args.weights),
         "runs": records,
         "machine": harness.machine(load_before),
     }

@@ -81,8 +81,9 @@ def test_every_console_command_runs_from_the_installed_wheel(installed, tmp_path
     assert where.startswith(str(installed["root"])), where  # the wheel, not this checkout
     command = str(installed["bin"] / "cfsam-keras")
     top = _run([command, "--help"], cwd=tmp_path).stdout
-    subcommands = ("make-dataset", "evaluate", "predict", "export")
-    for name in subcommands:
+    from cfsam_keras.cli import SUBCOMMANDS
+
+    for name in [s.replace("_", "-") for s in SUBCOMMANDS]:
         assert name in top
         result = _run([command, name, "--help"], cwd=tmp_path)
         assert "usage: cfsam-keras " + name in result.stdout and not result.stderr

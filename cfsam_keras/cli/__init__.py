@@ -14,7 +14,7 @@ from cfsam_keras.cli.common import CLIError
 from cfsam_keras.cli.common import load_runtime
 from cfsam_keras.validation import ArgumentParser
 
-SUBCOMMANDS = ("make_dataset", "evaluate", "predict", "export")
+SUBCOMMANDS = ("make_dataset", "evaluate", "predict", "export", "convert_weights")
 
 __all__ = ["CLIError", "SUBCOMMANDS", "build_parser", "main"]
 

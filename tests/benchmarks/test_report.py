@@ -276,6 +276,23 @@ def test_table_plot_and_results_doc(tmp_path):
         report.main(["--results", str(tmp_path / "missing"), "--out", str(doc)])
 
 
+def test_finetune_section_names_its_start_and_command(tmp_path):
+    runs = [_run("none", 0, [0.61, 0.62]), _run("cfsam", 0, [0.6, 0.64], params=2000)]
+    result = _result(runs, ["none", "cfsam"], [0])
+    result["settings"].update(weights="base.keras", attention_kwargs={"embed_dim": 64})
+    result["start"] = {"AP50": 0.6, "AP": 0.4}
+    folder = tmp_path / "results" / "finetune_builtin"
+    folder.mkdir(parents=True)
+    (folder / "compare.json").write_text(json.dumps(result))
+    doc = tmp_path / "results.md"
+    assert report.main(["--results", str(tmp_path / "results"), "--out", str(doc)]) == 0
+    text = doc.read_text().split("## Fine-tuning CFSAM on a trained detector")[1]
+    assert "python recipes/finetune_attention.py --from base.keras --out o" in text
+    assert "(`base.keras`; AP50 0.600, AP 0.400" in text
+    assert report.comparison_table(result) in text
+    assert (folder / "convergence.png").is_file() and (folder / "compare.md").is_file()
+
+
 def test_committed_page_is_rendered_from_the_committed_json(monkeypatch):
     monkeypatch.chdir(ROOT)
     page = os.path.join("docs", "results.md")
@@ -287,9 +304,10 @@ def test_committed_page_is_rendered_from_the_committed_json(monkeypatch):
     with open(os.path.join("docs", "results", "cost.json")) as f:
         for row in json.load(f)["rows"]:
             assert len(_table_rows(text, row["name"])) >= 1
+    comparison = text.split("## Fine-tuning")[0]
     with open(os.path.join("docs", "results", "compare_builtin", "compare.json")) as f:
         for variant in json.load(f)["settings"]["variants"]:
-            assert len(_table_rows(text, variant)) == 1
+            assert len(_table_rows(comparison, variant)) == 1
 
 
 def test_claims_follow_the_comparison():

@@ -5,6 +5,8 @@ peer_reference.py) with seeded values, and the converted models are compared wit
 evaluation of the same weights that follows the peers' modules.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -177,3 +179,32 @@ def test_converted_model_reloads_and_exports_with_its_names(tmp_path, torchvisio
     raw = np.asarray(tflite.run(image[None])["raw_predictions"])
     keras_raw = np.asarray(reloaded(image[None].astype(np.float32)))
     assert np.abs(raw - keras_raw).max() <= 1e-4 * np.abs(keras_raw).max()
+
+
+def test_convert_weights_command(tmp_path, capsys):
+    from cfsam_keras.cli import main
+
+    state = seeded_state(ssd_pytorch_shapes(3), seed=5)
+    weights = str(tmp_path / "ssd300.npz")
+    np.savez(weights, **state)
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n")
+    out = str(tmp_path / "ssd.keras")
+    argv = ["convert-weights", weights, "--from", "ssd.pytorch", "--out", out]
+    assert main(argv + ["--class-names", str(names)]) == 0
+    assert "2 classes (cat, dog, ...)" in capsys.readouterr().out
+    model = keras.saving.load_model(out, safe_mode=True)
+    _, conf = ssd_pytorch_forward(state, IMAGES[:1])
+    assert_close(np.asarray(model(IMAGES[:1]))[..., 4:], conf)
+    assert model_config(model)["class_names"] == ["cat", "dog"]
+    # Nothing is overwritten, and every refusal is one line with exit status 2.
+    for extra, message in (
+        (["--class-names", str(names)], "exists; pick a new name"),
+        (["--out", str(tmp_path / "new.keras")], "predict 2 object classes.*pass class_names"),
+        (["--out", str(tmp_path / "x.keras"), "--unused-slots", "keep"], "is for --from torch"),
+    ):
+        assert main(argv + extra) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err
+        assert re.search(message, err), err
+    assert not (tmp_path / "new.keras").exists()

@@ -43,6 +43,7 @@ def test_both_arms_train_from_the_same_detector(tmp_path):
         result = json.load(f)
     assert [r["variant"] for r in result["runs"]] == ["none", "cfsam"]
     assert 0.0 <= result["start"]["AP50"] <= 1.0
+    assert result["start_run"] is None  # the baseline was not written by a recipe
     none, cfsam = result["runs"]
     assert [e["epoch"] for e in cfsam["epochs"]] == [1, 2]
     assert cfsam["params"] > none["params"]
