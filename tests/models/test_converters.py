@@ -5,6 +5,7 @@ peer_reference.py) with seeded values, and the converted models are compared wit
 evaluation of the same weights that follows the peers' modules.
 """
 
+import json
 import re
 
 import keras
@@ -208,3 +209,25 @@ def test_convert_weights_command(tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1, err
         assert re.search(message, err), err
     assert not (tmp_path / "new.keras").exists()
+
+
+def test_coco_classes_are_those_the_coco_reader_gives(tmp_path, torchvision_model):
+    from PIL import Image
+
+    from cfsam_keras.data import coco
+
+    ids = list(COCO_CATEGORIES)
+    np.random.default_rng(0).shuffle(ids)  # the file's order does not matter
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
+    annotations = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 90, "bbox": [1, 1, 10, 10], "iscrowd": 0}
+        ],
+        "categories": [{"id": i, "name": COCO_CATEGORIES[i]} for i in ids],
+    }
+    path = tmp_path / "instances_val2017.json"
+    path.write_text(json.dumps(annotations))
+    source = coco(str(path), str(tmp_path))
+    assert list(source.class_names) == model_config(torchvision_model)["class_names"]
+    assert list(source.category_ids) == sorted(COCO_CATEGORIES)  # class i scores as its id
