@@ -18,6 +18,7 @@ schedule (configs.SSD300, configs.SSD300_DATASETS), as ``ssd300.py`` does.
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -239,6 +240,27 @@ def train_one(
     }
 
 
+def run_or_reuse(runs_dir, name, seed, train):
+    """The record of one (variant, seed): read from ``runs_dir`` when an earlier start
+    finished it, else ``train()``'s, written there atomically. Prints one line."""
+    path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            print(f"{name} seed {seed}: done earlier, kept", flush=True)
+            return json.load(f)
+    record = train()
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(path + ".tmp", path)
+    final = record["final"]
+    print(
+        f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
+        f"({record['wall_seconds']:.0f} s)",
+        flush=True,
+    )
+    return record
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = common.parse_args(parser(argv), argv)
@@ -267,23 +289,15 @@ def main(argv=None):
     for seed in seeds:
         for name in names:
             attention, kwargs = all_variants[name]
-            path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
-            if os.path.isfile(path):
-                with open(path) as f:
-                    records.append(json.load(f))
-                print(f"{name} seed {seed}: done earlier, kept", flush=True)
-                continue
-            record = train_one(args, name, attention, kwargs, seed, sources, settings, strategy)
-            with open(path + ".tmp", "w") as f:
-                json.dump(record, f, indent=1)
-            os.replace(path + ".tmp", path)
-            records.append(record)
-            final = record["final"]
-            print(
-                f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
-                f"({record['wall_seconds']:.0f} s)",
-                flush=True,
+            record = run_or_reuse(
+                runs_dir,
+                name,
+                seed,
+                functools.partial(
+                    train_one, args, name, attention, kwargs, seed, sources, settings, strategy
+                ),
             )
+            records.append(record)
     config = {k: v for k, v in vars(args).items() if k != "config"}
     config.update(
         anchor_preset=settings[1], backbone_kwargs=settings[2], variants=names, seeds=seeds

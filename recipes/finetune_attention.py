@@ -19,10 +19,10 @@ OUT/runs/, and OUT/compare.md and OUT/convergence.png.
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
-import time
 
 import common
 import compare_attention
@@ -133,26 +133,17 @@ def main(argv=None):
     records = []
     for seed in seeds:
         for name, (attention, kwargs) in arms.items():
-            path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
-            if os.path.isfile(path):
-                with open(path) as f:
-                    records.append(json.load(f))
-                print(f"{name} seed {seed}: done earlier, kept", flush=True)
-                continue
-            began = time.perf_counter()
-            record = compare_attention.train_one(
-                args, name, attention, kwargs, seed, sources, settings, strategy, make_model
+            record = compare_attention.run_or_reuse(
+                runs_dir,
+                name,
+                seed,
+                functools.partial(
+                    compare_attention.train_one,
+                    *(args, name, attention, kwargs, seed, sources, settings, strategy),
+                    make_model=make_model,
+                ),
             )
-            with open(path + ".tmp", "w") as f:
-                json.dump(record, f, indent=1)
-            os.replace(path + ".tmp", path)
             records.append(record)
-            final = record["final"]
-            print(
-                f"{name} seed {seed}: AP50 {final['AP50']:.3f} (from {start['AP50']:.3f}; "
-                f"{time.perf_counter() - began:.0f} s)",
-                flush=True,
-            )
     config = {k: v for k, v in vars(args).items() if k != "config"}
     config.update(variants=list(arms), seeds=seeds, attention_kwargs=attention_kwargs)
     result = {

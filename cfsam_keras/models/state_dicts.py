@@ -129,13 +129,20 @@ def assign_weights(model, state, layers, source, partial=False):
         if unset:
             raise ValueError(f"{source}: gives no weights for the layers {unset[:4]}")
     for name, keys in layers.items():
-        layer = model.get_layer(name)
         arrays = [torch_conv(state[k]) if state[k].ndim == 4 else state[k] for k in keys]
-        expected = [tuple(w.shape) for w in layer.weights]
-        received = [tuple(a.shape) for a in arrays]
-        if expected != received:
-            raise ValueError(
-                f"{source}: {', '.join(keys)} have shapes {received} (as Keras arrays); "
-                f"layer {name!r} has {expected}"
-            )
-        layer.set_weights(arrays)
+        set_layer_weights(
+            model.get_layer(name), arrays, f"{source}: {', '.join(keys)} (as Keras arrays)"
+        )
+
+
+def set_layer_weights(layer, arrays, what):
+    """``layer.set_weights(arrays)`` once their shapes are checked.
+
+    Raises:
+        ValueError: ``"{what} have shapes ...; layer ... has ..."`` when they differ.
+    """
+    expected = [tuple(w.shape) for w in layer.weights]
+    received = [tuple(np.shape(a)) for a in arrays]
+    if expected != received:
+        raise ValueError(f"{what} have shapes {received}; layer {layer.name!r} has {expected}")
+    layer.set_weights(arrays)

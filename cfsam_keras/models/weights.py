@@ -17,6 +17,7 @@ import numpy as np
 from cfsam_keras.models.state_dicts import STATE_DICT_SUFFIXES
 from cfsam_keras.models.state_dicts import assign_weights
 from cfsam_keras.models.state_dicts import read_state_dict
+from cfsam_keras.models.state_dicts import set_layer_weights
 from cfsam_keras.models.vgg16 import VGG16_LAYER_NAMES
 
 # The input side the keras.applications reference model is built at; the convolutional
@@ -92,15 +93,9 @@ def copy_weights_by_name(source, target):
             raise ValueError(
                 f"Layer {layer.name!r} of {source.name!r} has no namesake in {target.name!r}."
             )
-        destination = target_layers[layer.name]
-        expected = [tuple(w.shape) for w in destination.get_weights()]
-        received = [tuple(w.shape) for w in weights]
-        if expected != received:
-            raise ValueError(
-                f"Layer {layer.name!r}: {target.name!r} has weight shapes {expected}, "
-                f"{source.name!r} has {received}."
-            )
-        destination.set_weights(weights)
+        set_layer_weights(
+            target_layers[layer.name], weights, f"the weights of {source.name!r}'s {layer.name!r}"
+        )
         copied += 1
     return copied
 
