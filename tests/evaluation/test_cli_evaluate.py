@@ -102,3 +102,18 @@ def test_missing_required_model_is_an_argparse_error(capsys):
         cli.main(["evaluate", "--tfds", "voc/2007"])
     assert exit_info.value.code == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_classes_in_another_order_are_refused_other_names_warned(capsys):
+    from cfsam_keras.cli import CLIError
+    from cfsam_keras.cli.evaluate import _check_classes
+
+    _check_classes(["cat", "dog"], ["cat", "dog"])
+    _check_classes(["class_0", "class_1"], ["cat", "dog"])  # names never stored: no warning
+    assert capsys.readouterr().err == ""
+    with pytest.raises(CLIError, match="class 0 is 'dog' in the model, 'cat' in the dataset"):
+        _check_classes(["dog", "cat"], ["cat", "dog"])
+    with pytest.raises(CLIError, match="predicts 2 classes but the dataset has 3"):
+        _check_classes(["cat", "dog"], ["cat", "dog", "cow"])
+    _check_classes(["tvmonitor", "dog"], ["tv", "dog"])
+    assert "warning: the model's class names ['tvmonitor', 'dog']" in capsys.readouterr().err

@@ -175,3 +175,22 @@ def test_full_model_weights_file_loads(tmp_path):
 def test_bad_weights_files_are_named(weights, kwargs, match):
     with pytest.raises(ValueError, match=match):
         SSD300(3, attention="none", backbone_weights=weights, **kwargs)
+
+
+def test_legacy_h5_file_as_keras_downloads_it(tmp_path):
+    # keras.applications' downloads are Keras 2 (legacy) HDF5 files, e.g.
+    # vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5; this one is written the same way.
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    reference = reference_backbone("vgg16", None)
+    _randomize(reference, seed=9)
+    path = str(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    model = SSD300(3, attention="none", backbone_weights=path)
+    for name in VGG_CONVS:
+        for ours, theirs in zip(
+            model.get_layer(name).get_weights(), reference.get_layer(name).get_weights()
+        ):
+            np.testing.assert_array_equal(ours, theirs)
