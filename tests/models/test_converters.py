@@ -112,22 +112,27 @@ def test_ssd_pytorch_voc_outputs_and_boxes():
     np.testing.assert_allclose(model_default_boxes(model), np.clip(priors, 0, 1), atol=1e-6)
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
-def test_files_without_torch_and_a_checkpoint_wrapper(tmp_path, suffix):
+def test_files_without_torch_and_checkpoint_wrappers(tmp_path):
     import safetensors.numpy
 
+    from cfsam_keras.models.state_dicts import read_state_dict
+
     state = seeded_state(ssd_pytorch_shapes(3), seed=3)
-    path = str(tmp_path / f"ssd{suffix}")
-    if suffix == ".npz":  # a DataParallel checkpoint: "module." before every key
-        np.savez(path, **{f"module.{k}": v for k, v in state.items()})
-    else:
-        safetensors.numpy.save_file(state, path)
-    model = from_ssd_pytorch(path, class_names=["a", "b"])
-    loc, conf = ssd_pytorch_forward(state, IMAGES[:1])
+    npz, tensors = str(tmp_path / "ssd.npz"), str(tmp_path / "ssd.safetensors")
+    np.savez(npz, **{f"module.{k}": v for k, v in state.items()})  # a DataParallel checkpoint
+    safetensors.numpy.save_file(state, tensors)
+    for read in (
+        read_state_dict(npz),
+        read_state_dict({"model": state, "epoch": 3}),  # torchvision's references' checkpoints
+        read_state_dict({"state_dict": state}),
+    ):
+        assert read.keys() == state.keys()
+        for key, value in state.items():
+            np.testing.assert_array_equal(read[key], value)
+    model = from_ssd_pytorch(tensors, class_names=["a", "b"])
+    _, conf = ssd_pytorch_forward(state, IMAGES[:1])
     assert_close(np.asarray(model(IMAGES[:1]))[..., 4:], conf)
     assert model_config(model)["class_names"] == ["a", "b"]
-    wrapped = from_ssd_pytorch({"model": state, "epoch": 3}, class_names=["a", "b"])
-    np.testing.assert_array_equal(wrapped(IMAGES[:1]), model(IMAGES[:1]))
 
 
 def test_bad_state_dicts_name_what_is_wrong(tmp_path):
