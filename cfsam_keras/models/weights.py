@@ -29,8 +29,9 @@ IMAGENET_BACKBONES = ("vgg16", "mobilenet_v2")
 
 #: The subsampling of VGG16's fully connected layers into SSD's fc6 and fc7:
 #: fc6 (7 x 7 x 512 -> 4096) keeps the taps 0, 3 and 6 of each spatial axis (a 3 x 3
-#: kernel, dilated 6 in SSD to cover the same 13 x 13 field) and every 4th of its 4096
-#: filters (-> 1024); fc7 (4096 -> 4096) keeps every 4th input and every 4th output.
+#: kernel; dilated 6 on SSD's stride-16 grid it spans 13 positions, about the 7 x 32 =
+#: 224 pixels fc1 saw) and every 4th of its 4096 filters (-> 1024); fc7 (4096 -> 4096)
+#: keeps every 4th input and every 4th output.
 FC6_TAP_STEP = 3
 FC_FILTER_STEP = 4
 
