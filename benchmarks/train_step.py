@@ -3,7 +3,7 @@
     python benchmarks/train_step.py [--out docs/results] [--quick] [--backend tensorflow|jax]
         [--models "vgg16 none,vgg16 cfsam"] [--batch-size 8] [--precision float32]
         [--xla auto|on|off] [--rounds 2] [--forward-rounds 6] [--warmup 1]
-        [--peak-size 2048] [--no-torch] [--conv]
+        [--peak-size 2048] [--no-torch]
 
 Times, in interleaved rounds (``harness.interleaved_rounds``), the training step
 (forward, backward and SGD-momentum update, ``model.train_on_batch`` with
@@ -12,9 +12,9 @@ forward of each model, with a float32 matmul (the peak) in the same rounds and,
 where ``torch`` and ``torchvision`` are importable, torchvision's
 ``ssd300_vgg16`` on the same images, boxes, batch and precision. The targets
 come from NumPy (`synthetic_batch`), so under ``--backend jax`` the script
-imports nothing from TensorFlow. ``--conv`` adds one 3x3 convolution (SSD300's
-conv4_3) forward and backward, the op that dominates the step. Writes
-OUT/train_step_<backend>_<precision>[_xla].json and .md.
+imports nothing from TensorFlow. Writes
+OUT/train_step_<backend>_<precision>[_xla].json and .md (``benchmarks/conv_backends.py``
+times the convolutions alone in both backends).
 """
 
 import argparse
@@ -50,8 +50,6 @@ BOXES_PER_IMAGE = (1, 5)
 BOX_SIDES = (0.1, 0.7)
 #: The peer's name in the rounds and the table.
 TORCHVISION = "torchvision ssd300_vgg16"
-#: The convolution of ``--conv``: SSD300's conv4_3 (38 x 38, 512 -> 512, 3 x 3).
-CONV = dict(side=38, channels=512)
 #: SGD of every timed step (the rate is tiny, so the weights barely move).
 LEARNING_RATE, MOMENTUM = 1e-6, 0.9
 
@@ -277,43 +275,6 @@ def torchvision_available():
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "torchvision"))
 
 
-def conv_timers(batch_size, precision):
-    """One 3x3 convolution of `CONV` size, forward and backward, in the Keras backend.
-
-    Returns:
-        ``(call, flops)``: a zero-argument call computing the gradients of the
-        input and kernel (to NumPy) and its FLOPs (3 x the forward's, as for
-        the training step).
-    """
-    import keras
-
-    side, channels = CONV["side"], CONV["channels"]
-    rng = np.random.default_rng(0)
-    dtype = "float32" if precision == "float32" else precision
-    x = keras.ops.convert_to_tensor(rng.normal(size=(batch_size, side, side, channels)), dtype)
-    w = keras.ops.convert_to_tensor(rng.normal(size=(3, 3, channels, channels)) * 0.02, dtype)
-    flops = TRAIN_FLOPS_PER_FORWARD * cost.conv2d_flops(side, side, 3, channels, channels, False)
-    flops *= batch_size
-    if keras.backend.backend() == "jax":
-        import jax
-
-        def loss(x, w):
-            return keras.ops.sum(keras.ops.conv(x, w, padding="same"))
-
-        grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-        return lambda: [np.asarray(g) for g in grad(x, w)], flops
-    import tensorflow as tf
-
-    @tf.function(jit_compile=False)
-    def grads(x, w):
-        with tf.GradientTape() as tape:
-            tape.watch([x, w])
-            y = tf.reduce_sum(keras.ops.conv(x, w, padding="same"))
-        return tape.gradient(y, [x, w])
-
-    return lambda: [g.numpy() for g in grads(x, w)], flops
-
-
 def train_step_benchmark(args, log):
     """Builds every model and times it; see the module docstring. Returns the record."""
     import keras
@@ -347,22 +308,14 @@ def train_step_benchmark(args, log):
     peak, peak_flops = harness.matmul_peak(args.peak_size)
     measures = {"train": args.rounds, "forward_b1": args.forward_rounds, "forward_bn": args.rounds}
     everyone = dict(timers, **({TORCHVISION: peer} if peer else {}))
-    peaks, extra = {}, {}
-    if args.conv:
-        extra["conv4_3 fwd+bwd"], conv_flops = conv_timers(args.batch_size, args.precision)
+    peaks = {}
     for measure, runs in measures.items():
         t = time.perf_counter()
         calls = {name: getattr(timer, measure) for name, timer in everyone.items()}
         calls[harness.PEAK] = peak
-        if measure == "train":
-            calls.update(extra)
         timed = harness.interleaved_rounds(calls, runs=runs, warmup=args.warmup)
         peaks[measure] = peak_flops / timed.pop(harness.PEAK)["median_s"] / 1e9
         for name, result in timed.items():
-            if name in extra:
-                rows[name] = {"flops_per_call": conv_flops, "train_s": result["median_s"]}
-                rows[name]["train_rounds_s"] = result["times_s"]
-                continue
             rows[name][f"{measure}_s"] = result["median_s"]
             rows[name][f"{measure}_rounds_s"] = result["times_s"]
         log(
@@ -395,10 +348,6 @@ def train_step_benchmark(args, log):
 
 def _rates(row, batch_size, peaks, peer):
     """Fills a row's images/s, achieved GFLOP/s, share of the peak and ratio to the peer."""
-    if "flops_per_call" in row:
-        row["train_gflops_per_s"] = row["flops_per_call"] / row["train_s"] / 1e9
-        row["train_peak_fraction"] = row["train_gflops_per_s"] / peaks["train"]
-        return
     row["train_images_per_s"] = batch_size / row["train_s"]
     row["forward_b1_ms"] = 1000 * row["forward_b1_s"]
     row["forward_bn_images_per_s"] = batch_size / row["forward_bn_s"]
@@ -493,7 +442,6 @@ def parser():
     for key, counts in COUNTS[False].items():
         p.add_argument("--" + key.replace("_", "-"), type=int, help=f"default {counts}")
     p.add_argument("--no-torch", dest="torch", action="store_false", help="skip torchvision")
-    p.add_argument("--conv", action="store_true", help="also time conv4_3 forward + backward")
     return p
 
 
