@@ -15,7 +15,6 @@ OUT/conv_backends.json and .md (``conv_backends_forward.*`` with ``--forward-onl
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -193,10 +192,7 @@ def conv_table(record):
         f"| all | | | | {t['gflops']:.1f} | {t['tensorflow_ms']:.0f} | {t['jax_ms']:.0f} "
         f"| {t['jax_over_tensorflow']:.2f} | | |"
     )
-    load = "/".join(
-        "n/a" if v is None else f"{v:.1f}"
-        for v in (m["load_average_1min_before"], m["load_average_1min_after"])
-    )
+    load = harness.load_text(m)
     versions = ", ".join(f"{k} {m[k]}" for k in harness.LIBRARIES if k in m)
     note = (
         f"Every Conv2D of SSD300-VGG16 at {s['input_size']} x {s['input_size']}, batch "
@@ -223,11 +219,7 @@ def main(argv=None):
     p.add_argument("--layers", help="comma-separated Conv2D names (default: all)")
     p.add_argument("--forward-only", action="store_true", help="time the forward alone")
     args = p.parse_args(argv)
-    for key, value in COUNTS[args.quick].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-        elif getattr(args, key) < (0 if key == "warmup" else 1):
-            p.error(f"--{key.replace('_', '-')} must be >= {0 if key == 'warmup' else 1}")
+    harness.fill_counts(p, args, COUNTS[args.quick])
     counts = {key: getattr(args, key) for key in COUNTS[False]}
     names = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     try:
@@ -240,14 +232,8 @@ def main(argv=None):
     except ValueError as e:
         p.error(str(e))
     record["command"] = "python benchmarks/conv_backends.py " + shlex.join(argv)
-    table = conv_table(record)
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, "conv_backends" + ("_forward" if args.forward_only else ""))
-    with open(stem + ".json", "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-    with open(stem + ".md", "w", encoding="utf-8") as f:
-        f.write(table)
-    print(table)
+    stem = "conv_backends" + ("_forward" if args.forward_only else "")
+    harness.write_results(args.out, stem, record, conv_table(record))
     return 0
 
 

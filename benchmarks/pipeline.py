@@ -222,10 +222,7 @@ def main():
                 boxes[name] = len(json.load(f)["annotations"]) / len(source)
         medians = throughputs(timed, args.batch_size, args.batches, args.warmup, args.rounds)
     m = harness.machine(load_before)
-    load = "/".join(
-        "n/a" if v is None else f"{v:.1f}"
-        for v in (m["load_average_1min_before"], m["load_average_1min_after"])
-    )
+    load = harness.load_text(m)
 
     print(
         f"{len(source)} JPEGs per set, output {size}x{size}, batch {args.batch_size}, "

@@ -18,7 +18,6 @@ times the convolutions alone in both backends).
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -391,10 +390,7 @@ def train_step_table(record):
             f"| {_cell(r, 'forward_bn_images_per_s', '.2f')} "
             f"| {_cell(r, 'forward_bn_gflops_per_s', '.1f', 'forward_bn_peak_fraction')} |"
         )
-    load = "/".join(
-        "n/a" if v is None else f"{v:.1f}"
-        for v in (m["load_average_1min_before"], m["load_average_1min_after"])
-    )
+    load = harness.load_text(m)
     versions = ", ".join(f"{k} {m[k]}" for k in harness.LIBRARIES if k in m)
     counters = sorted({r["flops_counter"] for r in record["rows"].values() if "flops_counter" in r})
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in record["peak_gflops"].items())
@@ -449,11 +445,7 @@ def parse(argv=None):
     """The flags, checked, with the counts of a full run or ``--quick`` filled in."""
     p = parser()
     args = p.parse_args(argv)
-    for key, value in COUNTS[args.quick].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-        elif getattr(args, key) < (0 if key == "warmup" else 1):
-            p.error(f"--{key.replace('_', '-')} must be >= {0 if key == 'warmup' else 1}")
+    harness.fill_counts(p, args, COUNTS[args.quick])
     args.models = (
         [n.strip() for n in args.models.split(",") if n.strip()]
         if args.models
@@ -479,14 +471,9 @@ def main(argv=None):
     os.environ["KERAS_BACKEND"] = args.backend
     record = train_step_benchmark(args, lambda line: print(line, file=sys.stderr, flush=True))
     record["command"] = "python benchmarks/train_step.py " + shlex.join(argv)
-    table = train_step_table(record)
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, results_stem(record["settings"]))
-    with open(stem + ".json", "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-    with open(stem + ".md", "w", encoding="utf-8") as f:
-        f.write(table)
-    print(table)
+    harness.write_results(
+        args.out, results_stem(record["settings"]), record, train_step_table(record)
+    )
     return 0
 
 
