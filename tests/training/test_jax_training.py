@@ -155,3 +155,44 @@ def test_a_backend_keras_does_not_run_on_is_refused(capsys):
     with pytest.raises(SystemExit):
         common.parse_args(parser, ["--backend", "jax"])
     assert "--backend jax: Keras already runs on tensorflow" in capsys.readouterr().err
+
+
+def test_what_needs_tensorflow_is_refused_in_one_line_under_jax(monkeypatch, capsys):
+    sys.path.insert(0, RECIPES)
+    import common
+
+    monkeypatch.setattr(common.keras.backend, "backend", lambda: "jax")
+    parser = common.recipe_parser("d", {}, prog="p")
+    assert common.parse_args(parser, ["--eval-every", "0"]).eval_every == 0
+    with pytest.raises(SystemExit):
+        common.parse_args(parser, ["--eval-every", "2"])
+    assert "--eval-every 2: evaluation runs per-class NMS" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="^--backend jax: the exports needs the TensorFlow"):
+        common.require_tensorflow_backend("the exports")
+
+
+def test_recipes_always_compile_with_xla_under_jax(monkeypatch):
+    sys.path.insert(0, RECIPES)
+    import common
+    import keras
+
+    from cfsam_keras.models import SSD300
+
+    model = SSD300(2, backbone="small_vgg", attention="none", input_size=64, anchor_preset="coco")
+    args = common.recipe_parser("d", {"lr": 1e-3, "batch_size": 2}, prog="p").parse_args(
+        [
+            "--optimizer",
+            "sgd",
+            "--schedule",
+            "constant",
+            "--reference-batch",
+            "2",
+            "--weight-decay",
+            "0",
+        ]
+    )
+    common.compile_model(model, args, total_steps=10)
+    assert model.jit_compile is False
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    common.compile_model(model, args, total_steps=10)
+    assert model.jit_compile is True
