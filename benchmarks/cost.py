@@ -160,6 +160,12 @@ def _demo_variants():
     ]
 
 
+def demo_variant():
+    """The demo's own model (``configs.DEMO_MODEL``) among the demo-model rows."""
+    kwargs = configs.DEMO_MODEL["attention_kwargs"]
+    return next(v for v in _demo_variants() if v.attention_kwargs == kwargs)
+
+
 def _quick_variants():
     """Two tiny small-VGG models, with and without CFSAM, at 64 x 64."""
     model = dict(

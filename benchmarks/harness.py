@@ -4,6 +4,7 @@
 - ``matmul_peak``: a float32 matrix product whose rate is the machine's peak.
 - ``machine``: CPU, cores, load average and library versions, for the JSON.
 - ``recipe_configs``: ``recipes/configs.py``, the settings of the models measured.
+- ``load_text``, ``fill_counts``, ``write_results``: what the scripts' output shares.
 
 The benchmark scripts import it from their own folder (``python benchmarks/cost.py``
 puts ``benchmarks/`` first on ``sys.path``).
@@ -11,6 +12,7 @@ puts ``benchmarks/`` first on ``sys.path``).
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import statistics
@@ -189,3 +191,38 @@ def recipe_configs():
     if RECIPES not in sys.path:
         sys.path.insert(0, RECIPES)
     return importlib.import_module("configs")
+
+
+def load_text(machine_record):
+    """``"before/after"`` 1-minute load averages of a `machine` record (``n/a`` if unknown)."""
+    return "/".join(
+        "n/a" if v is None else f"{v:.1f}"
+        for v in (
+            machine_record.get("load_average_1min_before"),
+            machine_record.get("load_average_1min_after"),
+        )
+    )
+
+
+def fill_counts(parser, args, counts):
+    """Sets each of ``counts`` (flag destination -> default) left unset on ``args``.
+
+    A count given must be >= 1 (``warmup`` >= 0); otherwise ``parser.error``
+    names the flag in one line.
+    """
+    for key, value in counts.items():
+        low = 0 if key == "warmup" else 1
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+        elif getattr(args, key) < low:
+            parser.error(f"--{key.replace('_', '-')} must be >= {low}")
+
+
+def write_results(out_dir, stem, record, table):
+    """Writes ``OUT/STEM.json`` (``record``) and ``OUT/STEM.md`` (``table``), prints the table."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, stem + ".json"), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+    with open(os.path.join(out_dir, stem + ".md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    print(table)

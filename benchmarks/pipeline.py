@@ -2,18 +2,24 @@
 
 Both read the same JPEG files (the built-in dataset, written to a temporary
 folder unless --data is given) and produce 300x300 float32 batches; (b) adds
-SSD augmentation and target encoding for the 8732 SSD300 default boxes.
-The two are timed in alternating rounds (``harness.interleaved_rounds``; each
+SSD augmentation and target encoding for the 8732 SSD300 default boxes. The
+same two run on VOC-like images too (`voc_like`: the square images cut to
+``--voc-size``, 500 x 375 as most of VOC, keeping the boxes mostly inside).
+All are timed in alternating rounds (``harness.interleaved_rounds``; each
 round starts a fresh iterator and pulls warm-up batches untimed, so tf.data's
 autotuning has settled) and the median round is reported, both as images/s
 (wall clock) and as CPU time per image (all threads of this process), which
-is less sensitive to other jobs on a shared machine.
+is less sensitive to other jobs on a shared machine, with the images/s that
+``--cores`` cores would feed at that CPU time.
 
     python benchmarks/pipeline.py [--images 400] [--image-size 500] [--batch-size 32] [--rounds 3]
+        [--voc-size 500x375] [--cores 16]
 """
 
 import argparse
 import functools
+import glob
+import json
 import os
 import statistics
 import tempfile
@@ -64,6 +70,70 @@ def throughputs(pipelines, batch_size, batches, warmup, rounds):
     }
 
 
+#: Share of a box's area that must stay inside a VOC-like cut for the box to stay.
+KEEP_AREA = 0.5
+
+
+def voc_like(root, out, width, height):
+    """The built-in dataset of ``root`` cut to ``width x height`` images, written to ``out``.
+
+    Every image is cut at its top-left corner (JPEG quality 90, as the built-in
+    dataset); a box stays, clipped, when at least `KEEP_AREA` of it is inside.
+
+    Returns:
+        ``(annotation file, image folder)`` of the VOC-like copy.
+    """
+    from PIL import Image
+
+    with open(os.path.join(root, "instances_train.json"), encoding="utf-8") as f:
+        coco = json.load(f)
+    os.makedirs(os.path.join(out, "train"), exist_ok=True)
+    for image in coco["images"]:
+        with Image.open(os.path.join(root, "train", image["file_name"])) as im:
+            if im.width < width or im.height < height:
+                raise ValueError(f"--voc-size {width}x{height}: larger than {im.size}")
+            im.crop((0, 0, width, height)).save(
+                os.path.join(out, "train", image["file_name"]), quality=90
+            )
+        image.update(width=width, height=height)
+    kept = []
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        x1, y1 = min(x + w, width), min(y + h, height)
+        if (x1 - x) * (y1 - y) >= KEEP_AREA * w * h and x1 > x and y1 > y:
+            kept.append(dict(a, bbox=[x, y, x1 - x, y1 - y], area=(x1 - x) * (y1 - y)))
+    coco["annotations"] = kept
+    path = os.path.join(out, "instances_train.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(coco, f)
+    return path, os.path.join(out, "train")
+
+
+def train_step_rates(results_dir):
+    """``(file, {model: training images/s})`` of each train_step_*.json in ``results_dir``."""
+    rates = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "train_step_*.json"))):
+        with open(path, encoding="utf-8") as f:
+            rows = json.load(f)["rows"]
+        rates.append(
+            (
+                path,
+                {n: r["train_images_per_s"] for n, r in rows.items() if "train_images_per_s" in r},
+            )
+        )
+    return rates
+
+
+def _size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if width < 64 or height < 64:
+        raise argparse.ArgumentTypeError(f"both sides must be >= 64, got {text!r}")
+    return width, height
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -85,7 +155,23 @@ def main():
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating timing rounds (median reported)"
     )
+    parser.add_argument(
+        "--voc-size",
+        type=_size,
+        default=(500, 375),
+        help="WIDTHxHEIGHT of the VOC-like images, cut from the square ones (default 500x375)",
+    )
+    parser.add_argument(
+        "--cores", type=int, default=16, help="cores whose feeding rate is printed (default 16)"
+    )
+    parser.add_argument(
+        "--results",
+        default=os.path.join("docs", "results"),
+        help="folder of the train_step_*.json whose training images/s are printed beside",
+    )
     args = parser.parse_args()
+    if args.cores < 1:
+        parser.error(f"--cores must be >= 1; got {args.cores}")
     load_before = harness.load_average()
 
     import tensorflow as tf
@@ -93,19 +179,13 @@ def main():
     import cfsam_keras.data as data
     from cfsam_keras.anchors import ssd300_default_boxes
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.data or tmp
-        if not args.data:
-            data.write_builtin_dataset(
-                root, train=args.images, val=0, seed=0, image_size=args.image_size
-            )
-        source = data.coco(os.path.join(root, "instances_train.json"), os.path.join(root, "train"))
-        size = args.input_size
+    size = args.input_size
 
-        def decode_resize(record):
-            image = data.decode_record(record)["image"]
-            return tf.image.resize(tf.cast(image, tf.float32), [size, size])
+    def decode_resize(record):
+        image = data.decode_record(record)["image"]
+        return tf.image.resize(tf.cast(image, tf.float32), [size, size])
 
+    def pipelines(source):
         plain = (
             source.records()
             .shuffle(1024, seed=0)
@@ -117,30 +197,53 @@ def main():
         full = data.train_pipeline(
             source, ssd300_default_boxes("voc"), size, args.batch_size, seed=0
         )
-        medians = throughputs(
-            {"plain": plain, "full": full}, args.batch_size, args.batches, args.warmup, args.rounds
-        )
-        (a, a_cpu), (b, b_cpu) = medians["plain"], medians["full"]
+        return plain, full
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.data or os.path.join(tmp, "square")
+        if not args.data:
+            data.write_builtin_dataset(
+                root, train=args.images, val=0, seed=0, image_size=args.image_size
+            )
+        files = {
+            "--data" if args.data else f"{args.image_size}x{args.image_size}": (
+                os.path.join(root, "instances_train.json"),
+                os.path.join(root, "train"),
+            ),
+            "{}x{} (VOC-like)".format(*args.voc_size): voc_like(
+                root, os.path.join(tmp, "voc_like"), *args.voc_size
+            ),
+        }
+        timed, boxes = {}, {}
+        for name, (annotations, folder) in files.items():
+            source = data.coco(annotations, folder)
+            timed[name, "plain"], timed[name, "full"] = pipelines(source)
+            with open(annotations, encoding="utf-8") as f:
+                boxes[name] = len(json.load(f)["annotations"]) / len(source)
+        medians = throughputs(timed, args.batch_size, args.batches, args.warmup, args.rounds)
     m = harness.machine(load_before)
-    load = "/".join(
-        "n/a" if v is None else f"{v:.1f}"
-        for v in (m["load_average_1min_before"], m["load_average_1min_after"])
-    )
+    load = harness.load_text(m)
 
     print(
-        f"{len(source)} JPEGs of {args.image_size}x{args.image_size}, output {size}x{size}, "
-        f"batch {args.batch_size}, "
+        f"{len(source)} JPEGs per set, output {size}x{size}, batch {args.batch_size}, "
         f"{m['cores']} CPU cores ({m['cpu']}), TensorFlow {m['tensorflow']}, load average {load} "
         f"(before/after), median of {args.rounds} rounds of {args.batches} batches"
     )
-    print("| pipeline | images/s | CPU ms / image |")
-    print("|---|---|---|")
-    print(f"| (a) decode + resize | {a:.1f} | {a_cpu:.2f} |")
     print(
-        "| (b) full training pipeline (decode, SSD augmentation, target encoding) "
-        f"| {b:.1f} | {b_cpu:.2f} |"
+        "| images | boxes / image | (a) decode + resize: images/s, CPU ms / image "
+        "| (b) full training pipeline: images/s, CPU ms / image | b / a (CPU time) "
+        f"| images/s {args.cores} cores feed at (b)'s CPU time |"
     )
-    print(f"| ratio b / a (for CPU time: a / b) | {b / a:.2f} | {a_cpu / b_cpu:.2f} |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in files:
+        (a, a_cpu), (b, b_cpu) = medians[name, "plain"], medians[name, "full"]
+        print(
+            f"| {name} | {boxes[name]:.1f} | {a:.1f}, {a_cpu:.2f} | {b:.1f}, {b_cpu:.2f} "
+            f"| {b_cpu / a_cpu:.2f} | {args.cores * 1000 / b_cpu:.0f} |"
+        )
+    for path, rates in train_step_rates(args.results):
+        shown = ", ".join(f"{n} {r:.2f}" for n, r in rates.items())
+        print(f"Training step, images/s ({path}): {shown}")
 
 
 if __name__ == "__main__":

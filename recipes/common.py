@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+import backend_flag  # first: sets KERAS_BACKEND from --backend before Keras loads
 import keras
 
 from cfsam_keras import data
@@ -133,13 +134,29 @@ def recipe_parser(description, defaults, prog, epochs=True):
     )
     g = p.add_argument_group("run")
     g.add_argument("--out", help="run folder; started again with the same folder, training resumes")
-    g.add_argument("--strategy", choices=STRATEGIES, default="auto", help="tf.distribute strategy")
+    g.add_argument(
+        "--backend",
+        choices=backend_flag.BACKENDS,
+        help="Keras backend (sets KERAS_BACKEND; default: KERAS_BACKEND or Keras' own); "
+        "the data pipeline is tf.data under both",
+    )
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="tf.distribute strategy; under JAX, auto and mirrored are "
+        "keras.distribution.DataParallel over the local devices",
+    )
     g.add_argument(
         "--mixed-precision",
         action="store_true",
         help="mixed_float16 on GPU, mixed_bfloat16 on TPU/CPU",
     )
-    g.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    g.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile the train step with XLA (the JAX backend always does)",
+    )
     g.add_argument(
         "--eval-every",
         type=flag(non_negative_int),
@@ -187,7 +204,29 @@ def parse_args(parser, argv=None):
                 for k, v in config.items()
             }
         )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    running = keras.backend.backend()
+    if getattr(args, "backend", None) not in (None, running):
+        parser.error(
+            f"--backend {args.backend}: Keras already runs on {running}; give --backend "
+            "on the recipe's own command line (or set KERAS_BACKEND)"
+        )
+    if running != "tensorflow" and getattr(args, "eval_every", 0):
+        parser.error(
+            f"--eval-every {args.eval_every}: evaluation runs per-class NMS, which needs the "
+            f"TensorFlow backend, not {running}; train with --eval-every 0 and evaluate the "
+            "checkpoint with cfsam-keras evaluate"
+        )
+    return args
+
+
+def require_tensorflow_backend(what):
+    """Raises a one-line ``ValueError`` unless Keras runs on TensorFlow (``what`` needs it)."""
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"--backend {keras.backend.backend()}: {what} needs the TensorFlow backend; "
+            "train on JAX with recipes/ssd300.py --eval-every 0"
+        )
 
 
 def setup(args):
@@ -211,6 +250,7 @@ def setup(args):
 
 #: Flags that may change when a run is started again with the same --out.
 RESUMABLE_CHANGES = (
+    "backend",
     "config",
     "strategy",
     "eval_every",
@@ -297,7 +337,8 @@ def compile_model(model, args, total_steps, decay_steps=None, warmup_steps=0):
     model.compile(
         optimizer=optimizer,
         loss=MultiBoxLoss(model_config(model)["num_classes"]),
-        jit_compile=bool(args.jit_compile),
+        # Without jit_compile the JAX backend would run the step op by op.
+        jit_compile=bool(args.jit_compile) or keras.backend.backend() == "jax",
     )
     return optimizer
 

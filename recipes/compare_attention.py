@@ -266,6 +266,7 @@ def main(argv=None):
     args = common.parse_args(parser(argv), argv)
     if args.quick:
         apply_quick(args)
+    common.require_tensorflow_backend("the comparison's evaluation after every epoch")
     if args.eval_every != 1:
         raise ValueError("--eval-every: the comparison evaluates after every epoch (1)")
     settings = dataset_settings(args.dataset)

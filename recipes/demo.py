@@ -81,6 +81,7 @@ def parser():
 
 def main(argv=None):
     args = common.parse_args(parser(), argv)
+    common.require_tensorflow_backend("the demo's evaluation and exports")
     timings = {}
     start = time.perf_counter()
     # The strategy first: MultiWorkerMirroredStrategy must exist before any TF op runs.

@@ -1,6 +1,7 @@
 """Training SSD with ``model.fit``: strategies, callbacks and the run folder.
 
-- ``get_strategy``, ``set_mixed_precision``: distribution and precision.
+- ``get_strategy``, ``set_mixed_precision``: distribution and precision (under
+  JAX, ``DataParallelStrategy``: ``keras.distribution.DataParallel``).
 - ``distribute``, ``fit_scope``: the dataset for ``fit`` under a strategy, and the
   Keras workarounds ``MultiWorkerMirroredStrategy`` needs.
 - ``RunDir``, ``build_callbacks``: the run folder and the callbacks filling it
@@ -30,7 +31,9 @@ from cfsam_keras.training.distribute import distribute
 from cfsam_keras.training.distribute import fit_scope
 from cfsam_keras.training.run_dir import RunDir
 from cfsam_keras.training.run_dir import build_callbacks
+from cfsam_keras.training.strategy import JAX_STRATEGIES
 from cfsam_keras.training.strategy import STRATEGIES
+from cfsam_keras.training.strategy import DataParallelStrategy
 from cfsam_keras.training.strategy import get_strategy
 from cfsam_keras.training.strategy import is_chief
 from cfsam_keras.training.strategy import set_mixed_precision
@@ -38,8 +41,10 @@ from cfsam_keras.training.strategy import task_info
 
 __all__ = [
     "AtomicModelCheckpoint",
+    "DataParallelStrategy",
     "DataRanOutError",
     "HistoryLogger",
+    "JAX_STRATEGIES",
     "LearningRateLogger",
     "RequireFullEpochs",
     "ResumableBackup",

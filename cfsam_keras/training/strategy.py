@@ -1,5 +1,11 @@
-"""Choosing a ``tf.distribute`` strategy and a mixed-precision policy."""
+"""Choosing a distribution strategy and a mixed-precision policy.
 
+Under the TensorFlow backend a strategy is a ``tf.distribute.Strategy``; under JAX
+it is a `DataParallelStrategy`, ``keras.distribution.DataParallel`` behind the
+two things the recipes use of a strategy (``scope()``, ``num_replicas_in_sync``).
+"""
+
+import contextlib
 import json
 import os
 
@@ -7,10 +13,57 @@ import keras
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+#: The strategies that also exist under the JAX backend (`DataParallelStrategy`).
+JAX_STRATEGIES = ("auto", "one_device", "mirrored")
+
+
+class DataParallelStrategy:
+    """Data parallelism under the JAX backend, as the recipes use a ``tf.distribute`` strategy.
+
+    Over more than one device it sets ``keras.distribution.DataParallel`` as Keras'
+    global distribution (``fit`` shards each global batch across the devices and
+    keeps the variables replicated); over one device it sets none. ``scope()``
+    does nothing: the distribution is global, as ``fit`` needs it.
+
+    Args:
+        devices: the JAX devices (``jax.devices()`` or one of them).
+
+    Attributes:
+        num_replicas_in_sync: the number of devices.
+        distribution: the ``DataParallel`` distribution, or None on one device.
+    """
+
+    def __init__(self, devices):
+        self.devices = list(devices)
+        self.num_replicas_in_sync = len(self.devices)
+        self.distribution = None
+        if len(self.devices) > 1:
+            self.distribution = keras.distribution.DataParallel(devices=self.devices)
+        keras.distribution.set_distribution(self.distribution)
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def _jax_strategy(name):
+    if name not in JAX_STRATEGIES:
+        raise ValueError(
+            f"strategy {name!r} is tf.distribute's and needs the TensorFlow backend; under "
+            f"JAX use one of {', '.join(JAX_STRATEGIES)} (keras.distribution.DataParallel)."
+        )
+    import jax  # noqa: PLC0415 (only under the JAX backend)
+
+    devices = jax.devices()
+    return DataParallelStrategy(devices[:1] if name == "one_device" else devices)
 
 
 def get_strategy(name="auto", tpu_address=None):
     """Returns the ``tf.distribute.Strategy`` named by ``name``.
+
+    Under the JAX backend it returns a `DataParallelStrategy` instead, over every
+    device for ``"auto"`` and ``"mirrored"`` (data parallel when there are
+    several) and over the first for ``"one_device"``; ``"multi_worker"`` and
+    ``"tpu"`` are refused.
 
     Args:
         name: one of ``"auto"`` (``MirroredStrategy`` when more than one GPU is
@@ -24,7 +77,7 @@ def get_strategy(name="auto", tpu_address=None):
             TPU VM's local TPU.
 
     Returns:
-        A ``tf.distribute.Strategy``.
+        A ``tf.distribute.Strategy`` (a `DataParallelStrategy` under JAX).
 
     Example:
 
@@ -34,6 +87,8 @@ def get_strategy(name="auto", tpu_address=None):
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
+    if keras.backend.backend() == "jax":
+        return _jax_strategy(name)
     if name == "multi_worker":
         # Before anything that initialises TensorFlow's runtime (even listing
         # logical devices): collective ops must be configured at start-up.
@@ -88,9 +143,13 @@ def mixed_precision_policy(strategy):
 
     ``"mixed_float16"`` on GPU, ``"mixed_bfloat16"`` on TPU and CPU.
     """
-    if isinstance(strategy, tf.distribute.TPUStrategy):
+    if isinstance(strategy, DataParallelStrategy):
+        gpu = strategy.devices[0].platform == "gpu"
+    elif isinstance(strategy, tf.distribute.TPUStrategy):
         return "mixed_bfloat16"
-    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    else:
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+    return "mixed_float16" if gpu else "mixed_bfloat16"
 
 
 def set_mixed_precision(enabled, strategy):

@@ -77,3 +77,23 @@ def test_machine_imports_none_of_the_libraries_it_names():
     for module in ("keras", "tensorflow", "jax"):
         assert record[module] == importlib.metadata.version(module)
     assert "torch" not in record or record["torch"] == importlib.metadata.version("torch")
+
+
+def test_fill_counts_load_text_and_write_results(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--warmup", type=int)
+    args = parser.parse_args(["--warmup", "0"])
+    harness.fill_counts(parser, args, {"rounds": 3, "warmup": 1})
+    assert (args.rounds, args.warmup) == (3, 0)
+    with pytest.raises(SystemExit):
+        harness.fill_counts(parser, parser.parse_args(["--rounds", "0"]), {"rounds": 3})
+    assert "--rounds must be >= 1" in capsys.readouterr().err
+    record = {"load_average_1min_before": 1.25, "load_average_1min_after": None}
+    assert harness.load_text(record) == "1.2/n/a"
+    harness.write_results(str(tmp_path / "out"), "x", {"a": 1}, "| t |\n")
+    assert (tmp_path / "out" / "x.json").read_text().startswith("{")
+    assert (tmp_path / "out" / "x.md").read_text() == "| t |\n"
+    assert capsys.readouterr().out == "| t |\n\n"

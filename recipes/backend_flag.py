@@ -1,0 +1,36 @@
+"""``--backend``: a recipe's Keras backend, set before Keras loads.
+
+Keras fixes its backend when it is first imported, and importing ``cfsam_keras``
+imports Keras, so ``common`` imports this module before either: it reads
+``--backend NAME`` (or ``--backend=NAME``) from the command line and sets
+``KERAS_BACKEND``. ``common.recipe_parser`` declares the flag, and
+``common.parse_args`` refuses a ``--backend`` other than the one Keras runs on
+(given to ``main(argv)`` after Keras loaded, or in ``--config``).
+"""
+
+import os
+import sys
+
+#: The backends the recipes train on (the data pipeline is tf.data under both).
+BACKENDS = ("tensorflow", "jax")
+
+
+def backend_in(argv):
+    """The value of the last ``--backend`` in ``argv``, or None.
+
+    Example:
+    >>> backend_in(["--out", "runs/a", "--backend", "jax"])
+    'jax'
+    """
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--backend="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+_name = backend_in(sys.argv[1:])
+if _name in BACKENDS and "keras" not in sys.modules:
+    os.environ["KERAS_BACKEND"] = _name
