@@ -276,6 +276,11 @@ def torchvision_available():
 
 def train_step_benchmark(args, log):
     """Builds every model and times it; see the module docstring. Returns the record."""
+    if args.torch and torchvision_available():
+        # torchvision imported after TensorFlow segfaults (seen with torch 2.14.1,
+        # torchvision 0.29.1, tensorflow 2.21.0); imported first, both run.
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
     import keras
 
     started, load_before = time.perf_counter(), harness.load_average()
