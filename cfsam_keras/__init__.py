@@ -17,6 +17,8 @@ Subpackages, in the order data flows through a detector:
 import os as _os
 import sys as _sys
 
+from cfsam_keras import runtime as _runtime
+
 # TensorFlow's C++ logging is noisy; keep it quiet unless the user asked otherwise.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -57,4 +59,9 @@ def _started_as_command_line():
 
 
 if not _started_as_command_line():
+    if (
+        _os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+        and "keras" not in _sys.modules
+    ):
+        _runtime.import_tensorflow_quietly()  # before Keras, which would load it noisily
     register_keras_objects()

@@ -3,13 +3,15 @@
 Keras fixes its backend when it is first imported, and importing ``cfsam_keras``
 imports Keras, so ``common`` imports this module before either: it reads
 ``--backend NAME`` (or ``--backend=NAME``) from the command line and sets
-``KERAS_BACKEND``. ``common.recipe_parser`` declares the flag, and
+``KERAS_BACKEND``, then loads TensorFlow quietly. ``common.recipe_parser`` declares the flag, and
 ``common.parse_args`` refuses a ``--backend`` other than the one Keras runs on
 (given to ``main(argv)`` after Keras loaded, or in ``--config``).
 """
 
 import os
 import sys
+
+from cfsam_keras.runtime import import_tensorflow_quietly
 
 #: The backends the recipes train on (the data pipeline is tf.data under both).
 BACKENDS = ("tensorflow", "jax")
@@ -34,3 +36,7 @@ def backend_in(argv):
 _name = backend_in(sys.argv[1:])
 if _name in BACKENDS and "keras" not in sys.modules:
     os.environ["KERAS_BACKEND"] = _name
+
+# The recipes' pipelines are tf.data under every backend: load TensorFlow now, before
+# Keras, without its start-up lines.
+import_tensorflow_quietly()

@@ -29,6 +29,7 @@ from cfsam_keras.optimizers import SCHEDULES
 from cfsam_keras.optimizers import build_optimizer
 from cfsam_keras.optimizers import build_schedule
 from cfsam_keras.optimizers import scale_learning_rate
+from cfsam_keras.runtime import start_up_lines_held_back
 from cfsam_keras.training import STRATEGIES
 from cfsam_keras.training import RunDir
 from cfsam_keras.training import TrainingDivergedError
@@ -237,7 +238,8 @@ def setup(args):
     Returns:
         ``(strategy, run_dir)``.
     """
-    strategy = get_strategy(args.strategy)
+    with start_up_lines_held_back():  # CUDA probing as the devices are set up
+        strategy = get_strategy(args.strategy)
     set_mixed_precision(args.mixed_precision, strategy)
     keras.utils.set_random_seed(args.seed)
     run_dir = RunDir(args.out)

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import struct
 
 import numpy as np
 from PIL import Image
@@ -92,3 +93,33 @@ def broken_huffman_jpeg(path, seed=0):
     raw[table + 5 : table + 21] = b"\xff" * 16  # the code-length counts
     with open(path, "wb") as f:
         f.write(bytes(raw))
+
+
+_T = Image.Transpose
+# Stored pixels that each EXIF orientation tag turns back into the displayed image.
+_STORED = {
+    2: _T.FLIP_LEFT_RIGHT,
+    3: _T.ROTATE_180,
+    4: _T.FLIP_TOP_BOTTOM,
+    5: _T.TRANSPOSE,
+    6: _T.ROTATE_90,
+    7: _T.TRANSVERSE,
+    8: _T.ROTATE_270,
+}
+
+
+def oriented_bytes(displayed, orientation, fmt="PNG", big_endian=False):
+    """JPEG or PNG bytes whose stored pixels and EXIF tag show ``displayed`` upright."""
+    image = Image.fromarray(displayed)
+    if orientation in _STORED:
+        image = image.transpose(_STORED[orientation])
+    order, e = (b"MM", ">") if big_endian else (b"II", "<")
+    tiff = (
+        order
+        + struct.pack(f"{e}HIH", 42, 8, 1)
+        + struct.pack(f"{e}HHIHH", 0x0112, 3, 1, orientation, 0)
+        + struct.pack(f"{e}I", 0)
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, exif=b"Exif\x00\x00" + tiff, quality=95)
+    return buffer.getvalue()

@@ -43,3 +43,24 @@ def subprocess_env(**extra):
     env.pop("TF_CONFIG", None)
     env.update(extra)
     return env
+
+
+def backup_arrays(folder):
+    """Every array of one ``backup/epoch-NNNNN`` folder's backup, by its h5 path."""
+    import io
+    import zipfile
+
+    import h5py
+
+    from cfsam_keras.training.callbacks import backup_file
+
+    with zipfile.ZipFile(backup_file(folder)) as archive:
+        weights = io.BytesIO(archive.read("model.weights.h5"))
+    arrays = {}
+    with h5py.File(weights, "r") as f:
+        f.visititems(
+            lambda name, obj: (
+                arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
+    return arrays

@@ -2,25 +2,11 @@
 
 import json
 import os
-import sys
-import tempfile
 
 from cfsam_keras import defaults
 from cfsam_keras.validation import flag
 from cfsam_keras.validation import number
 from cfsam_keras.validation import positive_int
-
-# Lines TensorFlow's C++ runtime writes to stderr while it loads, before its
-# logging honours TF_CPP_MIN_LOG_LEVEL.
-_START_UP_NOISE = (
-    "absl::InitializeLog()",
-    "cudart_stub.cc",
-    "cuda_platform.cc",
-    "cuda_executor.cc",
-    "oneDNN custom operations are on",
-    "Unable to register cu",
-    "computation placer already registered",
-)
 
 
 class CLIError(Exception):
@@ -28,32 +14,12 @@ class CLIError(Exception):
 
 
 def load_runtime():
-    """Imports TensorFlow and the library's Keras classes, without start-up noise.
+    """Imports TensorFlow (quietly) and the library's Keras classes."""
+    from cfsam_keras import register_keras_objects
+    from cfsam_keras.runtime import import_tensorflow_quietly
 
-    The runtime's own start-up lines (CUDA probing on a machine without a GPU,
-    oneDNN notices) are held back; anything else it prints is passed on.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                import tensorflow as tf
-
-                tf.config.list_logical_devices("CPU")  # probes the devices now, quietly
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode("utf-8", "replace").splitlines()
-        for line in lines:
-            if line.strip() and not any(noise in line for noise in _START_UP_NOISE):
-                print(line, file=sys.stderr)
-    import cfsam_keras
-
-    cfsam_keras.register_keras_objects()
+    import_tensorflow_quietly(probe_devices=True)
+    register_keras_objects()
 
 
 def load_keras_model(path, flag="--model"):

@@ -232,6 +232,7 @@ def run(args):
         class_names=class_names,
         max_images=args.max_images,
         verbose=args.verbose,
+        progress=True,
     )
     print(format_table(results, class_names))
     if args.out:

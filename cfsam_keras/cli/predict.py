@@ -84,11 +84,12 @@ def read_image(path):
     """
     import numpy as np
     from PIL import Image
-    from PIL import ImageOps
+
+    from cfsam_keras.data.orientation import upright
 
     try:
         with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
+            image = upright(image)
             if image.mode.startswith("I"):
                 wide = np.asarray(image, dtype=np.float64)
                 gray = np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)

@@ -8,8 +8,10 @@ import os
 import numpy as np
 from pycocotools.coco import COCO
 
+from cfsam_keras.data.image_check import boxes_in_view
 from cfsam_keras.data.image_check import check_images
 from cfsam_keras.data.image_check import converted_png
+from cfsam_keras.data.orientation import upright_boxes
 from cfsam_keras.data.report import DROPPED
 from cfsam_keras.data.report import FIXED
 from cfsam_keras.data.report import SKIPPED
@@ -152,8 +154,14 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
         if not info.ok:
             report.add(path, info.error, SKIPPED)
             continue
+        parsed = _parse_annotations(gt.imgToAnns.get(im["id"], []), class_of)
+        if isinstance(parsed, str):
+            report.add(path, parsed, SKIPPED)
+            continue
+        xyxy, classes, crowd = parsed
         declared = (im.get("width"), im.get("height"))
-        if declared != (None, None) and declared != (info.width, info.height):
+        xyxy = boxes_in_view(info, xyxy, None if declared == (None, None) else declared)
+        if xyxy is None:
             report.add(
                 path,
                 f"image is {info.width}x{info.height} but "
@@ -161,11 +169,8 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
                 SKIPPED,
             )
             continue
-        parsed = _parse_annotations(gt.imgToAnns.get(im["id"], []), class_of)
-        if isinstance(parsed, str):
-            report.add(path, parsed, SKIPPED)
-            continue
-        xyxy, classes, crowd = parsed
+        if declared not in ((None, None), (info.width, info.height)):
+            _turn_upright(im, gt.imgToAnns.get(im["id"], []), info)
         for fix in info.fixes:
             report.add(path, fix, FIXED)
         boxes, keep = clean_boxes(path, xyxy, info.width, info.height, report)
@@ -197,6 +202,19 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
     source.image_files = dict(zip(out["ids"], out["paths"]))
     report.log()
     return source
+
+
+def _turn_upright(image, anns, info):
+    """Turns one image's ground truth, annotated on its stored pixels, upright (in place).
+
+    The evaluation scores against these records, so they must be in the frame the
+    model sees.
+    """
+    for ann in anns:
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        x0, y0, x1, y1 = upright_boxes([x, y, x + w, y + h], info.orientation, *info.stored_size)[0]
+        ann["bbox"] = [x0, y0, x1 - x0, y1 - y0]
+    image["width"], image["height"] = info.width, info.height
 
 
 def _parse_annotations(anns, class_of):

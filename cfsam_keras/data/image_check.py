@@ -8,9 +8,10 @@ end-of-image marker, which catches truncated files without decoding them.
 ``verify="full"`` decodes each image with Pillow instead (exact, slow).
 
 BMP files whose pixels TensorFlow's decoder gets wrong (palette images, which it
-reads as gray palette indices) or cannot read (1- and 4-bit) pass with
-``convert=True``: their source holds them re-encoded by Pillow as RGB PNG bytes
-(`converted_png`), so that the pipeline sees the pixels a viewer shows.
+reads as gray palette indices) or cannot read (1- and 4-bit), and images with an
+EXIF orientation tag (which TensorFlow's decoders ignore), pass with
+``convert=True``: their source holds them re-encoded by Pillow as upright RGB PNG
+bytes (`converted_png`), so that the pipeline sees the pixels a viewer shows.
 """
 
 import concurrent.futures
@@ -18,6 +19,11 @@ import io
 import os
 
 from PIL import Image
+
+from cfsam_keras.data.orientation import exif_orientation
+from cfsam_keras.data.orientation import swaps_sides
+from cfsam_keras.data.orientation import upright
+from cfsam_keras.data.orientation import upright_boxes
 
 # Formats tf.io.decode_image reads, and the extensions that name them.
 _TF_FORMATS = {
@@ -34,20 +40,30 @@ _TF_BMP_MODES = ("L", "RGB", "RGBA")
 class ImageInfo:
     """Result of `check_image`: ``ok``, the (width, height), and what is odd.
 
+    ``width`` and ``height`` are those of the image as displayed (after its EXIF
+    ``orientation``, 1 to 8; `stored_size` is before it).
     ``error`` is None for a usable file, otherwise why it cannot be used.
     ``fixes`` lists the odd-but-readable properties (converted on decode).
     ``convert`` says the source must hold the image re-encoded (`converted_png`).
     """
 
-    __slots__ = ("path", "width", "height", "error", "fixes", "convert")
+    __slots__ = ("path", "width", "height", "error", "fixes", "convert", "orientation")
 
-    def __init__(self, path, width=0, height=0, error=None, fixes=(), convert=False):
+    def __init__(self, path, width=0, height=0, error=None, fixes=(), convert=False, orientation=1):
         self.path = path
         self.width = width
         self.height = height
         self.error = error
         self.fixes = tuple(fixes)
         self.convert = bool(convert)
+        self.orientation = orientation
+
+    @property
+    def stored_size(self):
+        """(width, height) of the stored pixels, before the EXIF orientation."""
+        if swaps_sides(self.orientation):
+            return self.height, self.width
+        return self.width, self.height
 
     @property
     def ok(self):
@@ -85,6 +101,7 @@ def check_image(path, verify="header"):
     try:
         with Image.open(path) as im:
             fmt, mode, (width, height) = im.format, im.mode, im.size
+            orientation = exif_orientation(im)
             if verify == "full":
                 im.load()
     except Exception as e:  # Pillow raises many types for unreadable files
@@ -109,17 +126,40 @@ def check_image(path, verify="header"):
         fixes.append(f"{mode} BMP (which TensorFlow misreads) converted to an RGB PNG")
     elif mode not in _RGB_MODES:
         fixes.append(f"{mode} image converted to RGB")
-    return ImageInfo(path, width, height, fixes=fixes, convert=convert)
+    if orientation != 1:
+        convert = True
+        fixes.append(f"EXIF orientation {orientation}: held upright, as a viewer shows it")
+        if swaps_sides(orientation):
+            width, height = height, width
+    return ImageInfo(path, width, height, fixes=fixes, convert=convert, orientation=orientation)
 
 
 def converted_png(info):
-    """The image of ``info`` as RGB PNG bytes if ``info.convert``, else ``b""``."""
+    """The image of ``info``, upright, as RGB PNG bytes if ``info.convert``, else ``b""``."""
     if not info.convert:
         return b""
     with Image.open(info.path) as im:
         buffer = io.BytesIO()
-        im.convert("RGB").save(buffer, "PNG")
+        upright(im.convert("RGB"), info.orientation).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def boxes_in_view(info, boxes, declared):
+    """Absolute xyxy ``boxes`` of an annotation giving the image size ``declared``, upright.
+
+    Boxes are taken as drawn on the image as displayed, unless the annotation's size is
+    only that of the stored pixels (a 90-degree EXIF orientation): then they turn with
+    the pixels.
+
+    Returns:
+        The boxes on the upright image, or None if ``declared`` (a (width, height) or
+        None) is the size of neither.
+    """
+    if declared is None or declared == (info.width, info.height):
+        return boxes
+    if declared == info.stored_size:
+        return upright_boxes(boxes, info.orientation, *info.stored_size)
+    return None
 
 
 def check_images(paths, verify="header", num_threads=8):

@@ -45,7 +45,24 @@ def _options(deterministic):
     return options
 
 
-def _records(source, input_context):
+def _records(source, input_context, batch_size=1):
+    """The source's records (this pipeline's share); an error if not one batch can be made.
+
+    ``batch_size`` is that of a pipeline that drops an incomplete batch and does not
+    repeat (1 otherwise).
+    """
+    count = source.num_examples
+    if count is not None and input_context is not None:
+        count = -(-count // input_context.num_input_pipelines)
+    if count is not None and count < batch_size:
+        skipped = len(source.report.skipped)
+        note = f" ({skipped} skipped: see the warning when it was read)" if skipped else ""
+        raise ValueError(
+            f"{source.name}: {source.num_examples} usable images{note}, fewer than one "
+            f"batch of {batch_size}" + (" per input pipeline" if input_context else "") + "."
+            if count
+            else f"{source.name}: no usable images{note}."
+        )
     records = source.records()
     if input_context is not None and input_context.num_input_pipelines > 1:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
@@ -172,7 +189,7 @@ def train_pipeline(
     # can be skipped within a pass, before the repeat. (Skipped after the repeat, a source
     # whose every image fails would be retried forever.)
     draws = tf.data.Dataset.random(seed=stream_seed, rerandomize_each_iteration=True)
-    ds = _records(source, input_context)
+    ds = _records(source, input_context, 1 if repeat else batch_size)
     if cache is not False and cache is not None:
         ds = ds.map(decode_record, num_parallel_calls=num_parallel_calls, deterministic=True)
         if not strict:

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from cfsam_keras.class_lists import VOC_CLASSES
+from cfsam_keras.data.image_check import boxes_in_view
 from cfsam_keras.data.image_check import check_images
 from cfsam_keras.data.image_check import converted_png
 from cfsam_keras.data.report import FIXED
@@ -103,7 +104,8 @@ def voc(devkit_dir, year, split, class_names=VOC_CLASSES, strict=False, verify="
             report.add(xml_path, parsed, SKIPPED)
             continue
         size, xyxy, classes, difficult = parsed
-        if size is not None and size != (info.width, info.height):
+        xyxy = boxes_in_view(info, xyxy, size)
+        if xyxy is None:
             report.add(
                 path,
                 f"image is {info.width}x{info.height} but {stem}.xml says {size[0]}x{size[1]}",

@@ -89,7 +89,7 @@ def _call_detector(detector, images, pad_to=None):
     return {k: _to_numpy(outputs[k]) for k in _DETECTION_KEYS}
 
 
-def collect_detections(detector, dataset, max_images=None):
+def collect_detections(detector, dataset, max_images=None, progress=None):
     """Runs ``detector`` over an eval pipeline; detections and ground truth in pixels.
 
     Args:
@@ -100,6 +100,7 @@ def collect_detections(detector, dataset, max_images=None):
             ``images``, ``image_id``, ``original_size`` and the padded ground
             truth ``boxes``, ``classes``, ``difficult``, ``is_crowd``, ``num_boxes``).
         max_images: stop after this many images (None: the whole dataset).
+        progress: a ``keras.utils.Progbar`` advanced by each batch's images, or None.
 
     Returns:
         ``(detections, ground_truths)``: lists, one dict per image, with
@@ -147,6 +148,8 @@ def collect_detections(detector, dataset, max_images=None):
                     is_crowd=is_crowd[i, :m].astype(bool),
                 )
             )
+        if progress is not None:
+            progress.add(batch_size)
     return detections, ground_truths
 
 
@@ -171,6 +174,7 @@ def evaluate_detector(
     iou_threshold=VOC_IOU_THRESHOLD,
     max_images=None,
     verbose=False,
+    progress=False,
 ):
     """COCO and VOC metrics of a detector on a validation set, in one pass.
 
@@ -202,6 +206,7 @@ def evaluate_detector(
         iou_threshold: VOC matching threshold.
         max_images: evaluate only the first images of the set.
         verbose: print pycocotools' progress and summary table.
+        progress: show a progress bar of the images run through the detector.
 
     Returns:
         Dict: ``coco`` (the 12 COCO numbers, see ``COCO_METRIC_NAMES``),
@@ -232,7 +237,15 @@ def evaluate_detector(
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
 
-    detections, ground_truths = collect_detections(detector, dataset, max_images)
+    bar = None
+    if progress:
+        total = len(source) if source is not None else None
+        if max_images is not None:
+            total = max_images if total is None else min(total, max_images)
+        bar = keras.utils.Progbar(total, unit_name="image")
+    detections, ground_truths = collect_detections(detector, dataset, max_images, bar)
+    if bar is not None:
+        bar.update(len(detections), finalize=True)
     lost = _report_lost_images(source, detections, max_images) if source is not None else []
     if not detections:
         raise ValueError(

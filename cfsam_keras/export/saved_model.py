@@ -3,7 +3,8 @@
 The export holds two signatures over the same detector:
 
 - ``serving_default``: ``images`` uint8 ``[B, H, W, 3]`` RGB of any size;
-- ``serving_bytes``: ``images`` string ``[B]`` of encoded JPEG or PNG images.
+- ``serving_bytes``: ``images`` string ``[B]`` of encoded JPEG or PNG images,
+  turned upright by their EXIF orientation (`cfsam_keras.data.orientation`).
 
 Both resize to the model's input size inside the graph and return detections in
 coordinates normalised to the original image, in the TF Object Detection API's
@@ -23,6 +24,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from cfsam_keras.data.orientation import decode_upright
 from cfsam_keras.export.common import check_tensorflow_backend
 from cfsam_keras.export.common import write_class_names
 from cfsam_keras.models import check_class_names
@@ -108,8 +110,7 @@ def _build_archive(detector, input_size, class_names):
                 is_image, [f"{SERVING_BYTES}: an element of `images` is not a JPEG or PNG image"]
             )
             with tf.control_dependencies([check]):
-                image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
+                image = decode_upright(data)
             return resize_images(image[tf.newaxis], input_size)[0]
 
         check = tf.debugging.assert_positive(

@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -159,14 +160,29 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             )
 
 
+BACKUP_FILE = "backup.keras"
+_LEGACY_BACKUP_FILE = "backup.weights.h5"
+
+
+def backup_file(folder):
+    """The weights file of one ``epoch-NNNNN`` backup folder (this or an earlier version's)."""
+    legacy = os.path.join(folder, _LEGACY_BACKUP_FILE)
+    current = os.path.join(folder, BACKUP_FILE)
+    return legacy if os.path.exists(legacy) and not os.path.exists(current) else current
+
+
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` with atomic backups; a killed run resumes exactly.
 
     Keras' callback overwrites ``latest.weights.h5`` and then its metadata in
     place: a kill during the write leaves a corrupt file, and a kill between
     the two leaves weights and epoch number out of step. Here each backup
-    (weights including the optimizer state, and the epoch) is written to a
-    temporary folder that is renamed to ``epoch-NNNNN`` in one atomic step.
+    (``backup.keras``: the model with its optimizer state, and the epoch) is
+    written to a temporary folder that is renamed to ``epoch-NNNNN`` in one atomic
+    step. It is a ``.keras`` file, not Keras' ``.weights.h5``: h5py writing straight
+    to a full disk crashes the process, while ``.keras`` is assembled in memory and
+    a full disk is an ``OSError``. Backups of earlier versions
+    (``backup.weights.h5``) still load.
     The newest complete backup is restored at the start of ``fit``; the two
     newest are kept, so even an unreadable one falls back to the previous
     epoch. Backups are kept after training (``delete_checkpoint=False``), so a
@@ -216,8 +232,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                     metadata = json.load(f)
                 if self.model.optimizer is not None and not self.model.optimizer.built:
                     self.model.optimizer.build(self.model.trainable_variables)
-                self.model.load_weights(os.path.join(path, "backup.weights.h5"))
-            except (OSError, ValueError, KeyError) as e:
+                self.model.load_weights(backup_file(path))
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
                 # h5py's messages run to many lines; the first says what is wrong.
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
                 errors.append(f"{os.path.basename(path)}: {first}")
@@ -243,7 +259,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         final = os.path.join(self.backup_dir, f"epoch-{self._current_epoch:05d}")
         tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.backup_dir)
         try:
-            self.model.save_weights(os.path.join(tmp, "backup.weights.h5"), overwrite=True)
+            self.model.save(os.path.join(tmp, BACKUP_FILE), overwrite=True)
             with open(os.path.join(tmp, "metadata.json"), "w") as f:
                 json.dump({"epoch": self._current_epoch}, f)
             if os.path.exists(final):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from fake_data import write_coco
 
 import cfsam_keras.data as data
 from cfsam_keras.anchors import anchor_config
@@ -158,3 +159,24 @@ def test_argument_errors_name_the_argument(shapes, anchors):
         data.train_pipeline(train, anchors, SIZE, 0)
     with pytest.raises(ValueError, match="input_size"):
         data.eval_pipeline(train, -3, 2)
+
+
+def test_no_usable_images_is_an_error_not_an_empty_epoch(tmp_path, anchors):
+    ann = write_coco(str(tmp_path), [(1, "gone.jpg", 40, 30)], [])
+    empty = data.coco(ann, str(tmp_path))
+    assert len(empty) == 0 and len(empty.report.skipped) == 1
+    for build in (
+        lambda: data.train_pipeline(empty, anchors, SIZE, 4, seed=0),
+        lambda: data.eval_pipeline(empty, SIZE, 4),
+    ):
+        with pytest.raises(ValueError, match=r"no usable images \(1 skipped"):
+            build()
+
+
+def test_one_pass_needs_one_full_batch(shapes, anchors):
+    train, _ = shapes  # 10 images
+    with pytest.raises(ValueError, match="10 usable images, fewer than one batch of 16"):
+        data.train_pipeline(train, anchors, SIZE, 16, seed=0, repeat=False)
+    # Repeated, the passes run on into each other: a batch of 16 from 10 images is fine.
+    images, _ = first_batch(data.train_pipeline(train, anchors, SIZE, 16, seed=0))
+    assert images.shape[0] == 16

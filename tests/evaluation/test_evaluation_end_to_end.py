@@ -151,6 +151,7 @@ def test_cli_evaluate_saved_model(coco_folder, tiny_model, tmp_path, capsys, mon
     printed = capsys.readouterr().out
     assert rc == 0
     assert "AP50" in printed and "cat9" in printed and "mAP VOC07 11-point" in printed
+    assert "3/3" in printed and "/image" in printed  # the progress bar
     with open(out) as f:
         report = json.load(f)
     assert report["num_images"] == 3 and report["class_names"] == ["cat1", "cat5", "cat9"]

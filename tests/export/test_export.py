@@ -179,6 +179,37 @@ def test_saved_model_any_size_bytes_and_errors(saved_model_dir):
         serve_bytes(images=tf.constant([], tf.string))
 
 
+def test_serving_bytes_and_predict_see_exif_oriented_images_upright(
+    trained_model, saved_model_dir, tmp_path
+):
+    import tensorflow as tf
+    from fake_data import oriented_bytes
+
+    _, keras_path, images = trained_model
+    shown = np.ascontiguousarray(images[0][:, 8:88])  # not square: a 90-degree turn shows
+    serve = tf.saved_model.load(saved_model_dir).signatures
+    want = serve["serving_default"](images=tf.constant(shown[None]))
+    assert int(want["num_detections"][0]) > 0
+    tags = (1, 3, 6, 8)
+    got = serve["serving_bytes"](images=tf.constant([oriented_bytes(shown, t) for t in tags]))
+    for key in ("detection_boxes", "detection_scores", "detection_classes", "num_detections"):
+        for i, tag in enumerate(tags):
+            np.testing.assert_allclose(
+                got[key].numpy()[i], want[key].numpy()[0], atol=1e-5, err_msg=f"{key}, tag {tag}"
+            )
+    for tag in tags:
+        (tmp_path / "in" / f"tag{tag}.png").parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / f"tag{tag}.png").write_bytes(oriented_bytes(shown, tag))
+    out = tmp_path / "out"
+    assert cli("predict", "--model", keras_path, str(tmp_path / "in"), "--out", str(out))[0] == 0
+    with open(tmp_path / "out" / "detections.json") as f:
+        records = json.load(f)["images"]
+    assert records[0]["detections"]
+    for record in records[1:]:
+        assert (record["width"], record["height"]) == (80, 96)
+        assert record["detections"] == records[0]["detections"], record["file"]
+
+
 @pytest.mark.slow
 def test_saved_model_loads_without_cfsam_keras(saved_model_dir):
     code = (

@@ -11,6 +11,7 @@ import pytest
 from recipe_helpers import DEMO
 from recipe_helpers import REPO
 from recipe_helpers import TINY
+from recipe_helpers import backup_arrays
 from recipe_helpers import subprocess_env
 from recipe_helpers import write_tiny_dataset
 
@@ -176,16 +177,15 @@ def test_demo_recipe_one_short_epoch(tmp_path, shapes_dir):
     from cfsam_keras.data import BUILTIN_CLASSES
     from cfsam_keras.models import model_config
 
+    # Plain load_model, as every command loads it: the optimizer and its schedule too.
     model = keras.saving.load_model(os.path.join(out, "checkpoints", "last.keras"))
+    assert type(model.optimizer).__name__ == "AdamW"
     assert model.output_shape[-1] == 4 + 5 + 1
     assert model_config(model)["class_names"] == list(BUILTIN_CLASSES)
 
 
 def _optimizer_iterations(backup_folder):
-    import h5py
-
-    with h5py.File(os.path.join(backup_folder, "backup.weights.h5"), "r") as f:
-        return int(f["optimizer/vars/0"][()])
+    return int(backup_arrays(backup_folder)["optimizer/vars/0"])
 
 
 @pytest.mark.slow

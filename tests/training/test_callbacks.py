@@ -65,7 +65,7 @@ def test_resumable_backup_falls_back_to_previous_when_newest_is_corrupt(tmp_path
     x, y = _data()
     model = _tiny_model()
     model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[ResumableBackup(str(tmp_path))])
-    with open(tmp_path / "epoch-00002" / "backup.weights.h5", "wb") as f:
+    with open(tmp_path / "epoch-00002" / "backup.keras", "wb") as f:
         f.write(b"garbage")
     fresh = _tiny_model()
     backup = ResumableBackup(str(tmp_path))
@@ -141,3 +141,39 @@ def test_stop_at_step_ends_inside_the_last_epoch():
     # 4 steps an epoch: the second epoch stops after its second step.
     assert int(model.optimizer.iterations) == 6
     assert len(history.history["loss"]) == 2
+
+
+_FULL_DISK_FIT = """
+import resource, signal, sys
+import keras, numpy as np
+from cfsam_keras.training import ResumableBackup
+
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(64), keras.layers.Dense(1)])
+model.compile(keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+x = np.ones((8, 4), "float32")
+# Every file write past 4 KB now fails as on a full disk (EFBIG instead of ENOSPC).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+try:
+    model.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[ResumableBackup(sys.argv[1])])
+except OSError as e:
+    print(f"error: {e.strerror or e}")
+    sys.exit(2)
+"""
+
+
+def test_full_disk_during_a_backup_is_an_error_not_a_crash(tmp_path):
+    import subprocess
+    import sys
+
+    backup = tmp_path / "backup"
+    ran = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_FIT, str(backup)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 2, (ran.returncode, ran.stderr[-3000:])
+    assert ran.stdout.strip() == "error: File too large"
+    assert "h5py" not in ran.stderr
+    assert not list(backup.glob("epoch-*"))  # no half-written backup was published

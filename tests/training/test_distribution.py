@@ -14,6 +14,7 @@ import pytest
 from recipe_helpers import DEMO
 from recipe_helpers import REPO
 from recipe_helpers import TINY
+from recipe_helpers import backup_arrays
 from recipe_helpers import subprocess_env
 from recipe_helpers import write_tiny_dataset
 
@@ -146,19 +147,6 @@ def _free_ports(n):
     return ports
 
 
-def _h5_arrays(path):
-    import h5py
-
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: (
-                arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
-            )
-        )
-    return arrays
-
-
 # Keras 3 keeps BatchNormalization's moving statistics per replica (they are
 # not all-reduced), so they are the one state the workers may hold apart.
 _BN_MOVING_STATISTICS = re.compile(r"batch_normalization(_\d+)?/vars/[23]$")
@@ -218,8 +206,8 @@ def test_multi_worker_two_processes_end_with_same_weights(tmp_path):
             log.close()
     outputs = [open(tmp_path / f"worker{i}.log").read()[-3000:] for i in range(2)]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    chief = _h5_arrays(os.path.join(out, "backup", "epoch-00001", "backup.weights.h5"))
-    worker = _h5_arrays(os.path.join(out, "backup", "worker-1", "epoch-00001", "backup.weights.h5"))
+    chief = backup_arrays(os.path.join(out, "backup", "epoch-00001"))
+    worker = backup_arrays(os.path.join(out, "backup", "worker-1", "epoch-00001"))
     assert chief.keys() == worker.keys() and len(chief) > 100
     # Both took the same two steps, and the steps changed the optimizer state.
     assert int(chief["optimizer/vars/0"]) == int(worker["optimizer/vars/0"]) == 2
