@@ -11,8 +11,6 @@ imports Keras, so ``common`` imports this module before either: it reads
 import os
 import sys
 
-from cfsam_keras.runtime import import_tensorflow_quietly
-
 #: The backends the recipes train on (the data pipeline is tf.data under both).
 BACKENDS = ("tensorflow", "jax")
 
@@ -38,5 +36,8 @@ if _name in BACKENDS and "keras" not in sys.modules:
     os.environ["KERAS_BACKEND"] = _name
 
 # The recipes' pipelines are tf.data under every backend: load TensorFlow now, before
-# Keras, without its start-up lines.
+# Keras, without its start-up lines. (Importing the package loads Keras: only now that
+# the backend is set.)
+from cfsam_keras.runtime import import_tensorflow_quietly  # noqa: E402
+
 import_tensorflow_quietly()

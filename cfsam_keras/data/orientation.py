@@ -86,16 +86,17 @@ def _reader(data):
 
     Positions past the end read zeros, so a bad offset in a file is never out of range.
     """
-    size = tf.strings.length(data)
+    size = tf.cast(tf.strings.length(data), tf.int64)
     padded = data + tf.constant(b"\x00" * 16)
 
     def text(pos, n):
-        return tf.strings.substr(padded, tf.clip_by_value(tf.cast(pos, tf.int32), 0, size), n)
+        pos = tf.clip_by_value(tf.cast(pos, tf.int64), 0, size)  # before the int32 cast
+        return tf.strings.substr(padded, tf.cast(pos, tf.int32), n)
 
     def read(pos, n):
         return tf.reshape(tf.cast(tf.io.decode_raw(text(pos, n), tf.uint8), tf.int64), [n])
 
-    return text, read, tf.cast(size, tf.int64)
+    return text, read, size
 
 
 def _big_endian(b):

@@ -63,6 +63,19 @@ def resize_images(images, input_size):
     return tf.image.resize(images, [input_size, input_size], method="bilinear")
 
 
+def _assert_rank(tensor, rank, message):
+    """A run-time check of the rank a caller sent.
+
+    A signature's input rank is not enforced when it runs (TF Serving and a loaded
+    SavedModel pass a tensor of any rank on), and ``tf.rank`` of an input whose rank is
+    declared is folded to that constant. The rank is counted from the run-time shape
+    instead: its entries are >= 0, the padding is -1.
+    """
+    padded = tf.concat([tf.shape(tensor), tf.fill([rank + 1], -1)], axis=0)[: rank + 1]
+    sent = tf.reduce_sum(tf.cast(padded >= 0, tf.int32))
+    return tf.debugging.assert_equal(sent, rank, message=message)
+
+
 def _build_archive(detector, input_size, class_names):
     class_name_table = tf.constant(list(class_names), dtype=tf.string)
     num_classes = len(class_names)
@@ -83,8 +96,10 @@ def _build_archive(detector, input_size, class_names):
         }
 
     def serve_images(images):
-        # The signature fixes the rank; a tensor of another rank is refused by
-        # TF Serving, or fails the shape lookup below with InvalidArgumentError.
+        with tf.control_dependencies(
+            [_assert_rank(images, 4, f"{SERVING_DEFAULT}: `images` must be uint8 [B, H, W, 3]")]
+        ):
+            images = tf.identity(images)
         shape = tf.shape(images)
         checks = [
             tf.debugging.assert_equal(
@@ -113,10 +128,13 @@ def _build_archive(detector, input_size, class_names):
                 image = decode_upright(data)
             return resize_images(image[tf.newaxis], input_size)[0]
 
-        check = tf.debugging.assert_positive(
-            tf.size(images), message=f"{SERVING_BYTES}: `images` must hold at least one image"
-        )
-        with tf.control_dependencies([check]):
+        checks = [
+            _assert_rank(images, 1, f"{SERVING_BYTES}: `images` must be a string vector [B]"),
+            tf.debugging.assert_positive(
+                tf.size(images), message=f"{SERVING_BYTES}: `images` must hold at least one image"
+            ),
+        ]
+        with tf.control_dependencies(checks):
             images = tf.identity(images)
         resized = tf.map_fn(
             decode_one,

@@ -169,8 +169,12 @@ def test_saved_model_any_size_bytes_and_errors(saved_model_dir):
         serve_bytes(images=tf.constant([png, b"garbage"]))
     with pytest.raises((tf.errors.InvalidArgumentError, TypeError, ValueError), match="uint8"):
         serve(images=tf.constant(image[None].astype(np.float32)))
-    with pytest.raises(tf.errors.InvalidArgumentError):  # wrong rank
-        serve(images=tf.constant(image))
+    # The signature's declared rank is not enforced when it runs: the graph checks it.
+    for wrong_rank in (image, image[None, None]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"must be uint8 \[B, H, W, 3\]"):
+            serve(images=tf.constant(wrong_rank))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"must be a string vector \[B\]"):
+        serve_bytes(images=tf.constant(png))
     with pytest.raises(tf.errors.InvalidArgumentError, match="RGB"):
         serve(images=tf.constant(np.zeros((1, 8, 8, 4), np.uint8)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
