@@ -15,16 +15,3 @@ def _seed_and_clear():
     np.random.seed(1234)
     yield
     keras.backend.clear_session()
-
-
-def pytest_collection_modifyitems(config, items):
-    """Files with the most slow tests run first.
-
-    Under ``-n 2 --dist loadfile`` each worker takes whole files in this order; the
-    long files then start early and the short ones fill the gaps, instead of two long
-    files lining up at the end. The order within a file is kept.
-    """
-    slow = {}
-    for item in items:
-        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.path])
