@@ -22,13 +22,13 @@ ORIENTATION_TAG = 0x0112
 _T = Image.Transpose
 # Pillow's transposes that turn stored pixels into the displayed image, per tag value.
 _TRANSPOSES = {
-    2: (_T.FLIP_LEFT_RIGHT,),
-    3: (_T.ROTATE_180,),
-    4: (_T.FLIP_TOP_BOTTOM,),
-    5: (_T.TRANSPOSE,),
-    6: (_T.ROTATE_270,),
-    7: (_T.TRANSVERSE,),
-    8: (_T.ROTATE_90,),
+    2: _T.FLIP_LEFT_RIGHT,
+    3: _T.ROTATE_180,
+    4: _T.FLIP_TOP_BOTTOM,
+    5: _T.TRANSPOSE,
+    6: _T.ROTATE_270,
+    7: _T.TRANSVERSE,
+    8: _T.ROTATE_90,
 }
 _MAX_JPEG_SEGMENTS = 64
 _MAX_PNG_CHUNKS = 4096
@@ -50,9 +50,7 @@ def exif_orientation(image):
 def upright(image, orientation=None):
     """An open Pillow image turned as its orientation tag (or ``orientation``) says."""
     orientation = exif_orientation(image) if orientation is None else orientation
-    for method in _TRANSPOSES.get(orientation, ()):
-        image = image.transpose(method)
-    return image
+    return image.transpose(_TRANSPOSES[orientation]) if orientation in _TRANSPOSES else image
 
 
 def swaps_sides(orientation):
@@ -106,7 +104,7 @@ def _big_endian(b):
     return value
 
 
-def _tiff_offset(data, text, read, size):
+def _tiff_offset(text, read, size):
     """Where the TIFF block of a JPEG's APP1 Exif segment or PNG's eXIf chunk starts, or -1."""
     is_png = tf.equal(text(0, 8), b"\x89PNG\r\n\x1a\n")
     start = tf.where(is_png, tf.constant(8, tf.int64), tf.constant(2, tf.int64))
@@ -141,7 +139,7 @@ def _tiff_offset(data, text, read, size):
 def encoded_orientation(data):
     """The EXIF orientation tag (1 to 8) of encoded JPEG or PNG bytes, in the graph; 1 if none."""
     text, read, size = _reader(data)
-    tiff = _tiff_offset(data, text, read, size)
+    tiff = _tiff_offset(text, read, size)
     little = tf.equal(text(tiff, 2), b"II")
 
     def number(pos, n):
