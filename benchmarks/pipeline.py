@@ -10,7 +10,10 @@ round starts a fresh iterator and pulls warm-up batches untimed, so tf.data's
 autotuning has settled) and the median round is reported, both as images/s
 (wall clock) and as CPU time per image (all threads of this process), which
 is less sensitive to other jobs on a shared machine, with the images/s that
-``--cores`` cores would feed at that CPU time.
+``--cores`` cores would feed at that CPU time. In the same rounds, target
+encoding alone runs on each set's ground truths, (c) per example as the
+training pipeline does and (d) after ``padded_batch``
+(`batch_encoding.encode_batch`), checked equal bit for bit.
 
     python benchmarks/pipeline.py [--images 400] [--image-size 500] [--batch-size 32] [--rounds 3]
         [--voc-size 500x375] [--cores 16]
@@ -25,6 +28,7 @@ import statistics
 import tempfile
 
 import harness
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -124,6 +128,61 @@ def train_step_rates(results_dir):
     return rates
 
 
+def annotation_boxes(annotations):
+    """``(boxes, classes)`` of every image of a COCO file, as lists of float32 ``[N, 4]``
+    rel_xyxy arrays and int32 ``[N]`` arrays (category index by sorted id)."""
+
+    with open(annotations, encoding="utf-8") as f:
+        coco = json.load(f)
+    categories = {c: i for i, c in enumerate(sorted(c["id"] for c in coco["categories"]))}
+    per_image = {image["id"]: ([], []) for image in coco["images"]}
+    sizes = {image["id"]: (image["width"], image["height"]) for image in coco["images"]}
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        width, height = sizes[a["image_id"]]
+        per_image[a["image_id"]][0].append(
+            [x / width, y / height, (x + w) / width, (y + h) / height]
+        )
+        per_image[a["image_id"]][1].append(categories[a["category_id"]])
+    return (
+        [np.asarray(b, np.float32).reshape(-1, 4) for b, _ in per_image.values()],
+        [np.asarray(c, np.int32) for _, c in per_image.values()],
+    )
+
+
+def encoding_pipelines(boxes, classes, anchors, batch_size):
+    """Target encoding alone on the same ground truths: per example, as `train_pipeline`
+    does (``encode`` in the map, then ``batch``), and after ``padded_batch`` with
+    `batch_encoding.encode_batch`."""
+    import tensorflow as tf
+    from batch_encoding import encode_batch
+
+    from cfsam_keras.targets import encode
+
+    counts = [len(c) for c in classes]
+    padded = np.zeros((len(boxes), max(counts + [1]), 4), np.float32)
+    labels = np.zeros(padded.shape[:2], np.int32)
+    for i, (b, c) in enumerate(zip(boxes, classes)):
+        padded[i, : len(c)], labels[i, : len(c)] = b, c
+    examples = (
+        tf.data.Dataset.from_tensor_slices((padded, labels, counts))
+        .map(lambda b, c, n: (b[:n], c[:n]))
+        .cache()
+        .repeat()
+    )
+    per_example = (
+        examples.map(lambda b, c: encode(b, c, anchors), num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    batched = (
+        examples.padded_batch(batch_size, padding_values=(0.0, -1), drop_remainder=True)
+        .map(lambda b, c: encode_batch(b, c, anchors), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return per_example, batched
+
+
 def _size(text):
     try:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -194,9 +253,7 @@ def main():
             .batch(args.batch_size, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE)
         )
-        full = data.train_pipeline(
-            source, ssd300_default_boxes("voc"), size, args.batch_size, seed=0
-        )
+        full = data.train_pipeline(source, anchors, size, args.batch_size, seed=0)
         return plain, full
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,12 +271,22 @@ def main():
                 root, os.path.join(tmp, "voc_like"), *args.voc_size
             ),
         }
-        timed, boxes = {}, {}
+        anchors = ssd300_default_boxes("voc")
+        timed, boxes, identical = {}, {}, {}
         for name, (annotations, folder) in files.items():
             source = data.coco(annotations, folder)
             timed[name, "plain"], timed[name, "full"] = pipelines(source)
-            with open(annotations, encoding="utf-8") as f:
-                boxes[name] = len(json.load(f)["annotations"]) / len(source)
+            gt_boxes, gt_classes = annotation_boxes(annotations)
+            boxes[name] = sum(map(len, gt_classes)) / len(gt_classes)
+            timed[name, "encode"], timed[name, "encode batched"] = encoding_pipelines(
+                gt_boxes, gt_classes, anchors, args.batch_size
+            )
+            identical[name] = all(
+                np.array_equal(a.numpy(), b.numpy())
+                for a, b in zip(
+                    timed[name, "encode"].take(4), timed[name, "encode batched"].take(4)
+                )
+            )
         medians = throughputs(timed, args.batch_size, args.batches, args.warmup, args.rounds)
     m = harness.machine(load_before)
     load = harness.load_text(m)
@@ -240,6 +307,18 @@ def main():
         print(
             f"| {name} | {boxes[name]:.1f} | {a:.1f}, {a_cpu:.2f} | {b:.1f}, {b_cpu:.2f} "
             f"| {b_cpu / a_cpu:.2f} | {args.cores * 1000 / b_cpu:.0f} |"
+        )
+    print(
+        "\n| images | (c) target encoding alone, per example: CPU ms / image "
+        "| (d) after padded_batch (`encode_batch`): CPU ms / image | d / c "
+        "| (c) share of (b) | d == c, bit for bit |"
+    )
+    print("|---|---:|---:|---:|---:|---|")
+    for name in files:
+        c_cpu, d_cpu = medians[name, "encode"][1], medians[name, "encode batched"][1]
+        print(
+            f"| {name} | {c_cpu:.2f} | {d_cpu:.2f} | {d_cpu / c_cpu:.2f} "
+            f"| {c_cpu / medians[name, 'full'][1]:.0%} | {identical[name]} |"
         )
     for path, rates in train_step_rates(args.results):
         shown = ", ".join(f"{n} {r:.2f}" for n, r in rates.items())

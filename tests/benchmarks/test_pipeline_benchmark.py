@@ -37,3 +37,48 @@ def test_train_step_rates_read_the_results(tmp_path):
     (tmp_path / "train_step_jax_float32.json").write_text(json.dumps({"rows": rows}))
     [(path, rates)] = pipeline.train_step_rates(str(tmp_path))
     assert path.endswith("train_step_jax_float32.json") and rates == {"vgg16 none": 0.5}
+
+
+def test_encode_batch_gives_the_targets_of_encode_bit_for_bit():
+    import numpy as np
+    from batch_encoding import encode_batch
+
+    from cfsam_keras.anchors import ssd300_default_boxes
+    from cfsam_keras.targets import encode
+
+    anchors = ssd300_default_boxes("voc")
+    rng = np.random.default_rng(0)
+    images = []
+    for n in (3, 0, 1, 6, 2):
+        low = rng.uniform(0, 0.8, (n, 2))
+        boxes = np.concatenate([low, low + rng.uniform(0.01, 0.5, (n, 2))], 1).astype(np.float32)
+        images.append((boxes, rng.integers(0, 20, n).astype(np.int32)))
+    images[0][0][1] = images[0][0][0]  # two ground truths on one box: the later one forces it
+    images[3][0][2, 2] = images[3][0][2, 0]  # zero width: matches nothing
+    images[3][0][4] = [1.2, 1.2, 1.5, 1.5]  # outside the image: overlaps no default box
+    width = max(len(c) for _, c in images)
+    padded = np.zeros((len(images), width, 4), np.float32)
+    classes = np.full((len(images), width), -1, np.int32)
+    for i, (b, c) in enumerate(images):
+        padded[i, : len(c)], classes[i, : len(c)] = b, c
+    batched = encode_batch(padded, classes, anchors).numpy()
+    for i, (b, c) in enumerate(images):
+        np.testing.assert_array_equal(batched[i], encode(b, c, anchors).numpy())
+    assert (batched[..., 4] > 0).sum() > 10
+
+
+def test_encoding_pipelines_time_the_same_targets(tmp_path):
+    import numpy as np
+
+    from cfsam_keras.anchors import ssd300_default_boxes
+
+    paths = write_builtin_dataset(tmp_path, train=5, val=0, seed=0, image_size=64)
+    boxes, classes = pipeline.annotation_boxes(paths["train"][0])
+    assert len(boxes) == 5 and all(b.shape == (len(c), 4) for b, c in zip(boxes, classes))
+    assert all(((b >= 0) & (b <= 1)).all() for b in boxes)
+    per_example, batched = pipeline.encoding_pipelines(
+        boxes, classes, ssd300_default_boxes("voc"), 4
+    )
+    for a, b in zip(per_example.take(3), batched.take(3)):  # repeats past the 5 images
+        assert a.shape == (4, 8732, 5)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
