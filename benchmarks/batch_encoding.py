@@ -12,21 +12,10 @@ import tensorflow as tf
 
 from cfsam_keras.defaults import MATCH_IOU_THRESHOLD
 from cfsam_keras.defaults import VARIANCES
+from cfsam_keras.targets.matching import _iou_rows
 from cfsam_keras.targets.matching import anchor_rows
 from cfsam_keras.targets.matching import corners_to_center
 from cfsam_keras.targets.matching import valid_boxes
-
-
-def _iou(boxes, columns):
-    """IoU ``[B, M, A]`` of ``boxes [B, M, 4]`` with corner rows ``[4, A]``."""
-    x0, y0, x1, y1 = (boxes[..., i : i + 1] for i in range(4))
-    cx0, cy0, cx1, cy1 = (columns[i][None, None, :] for i in range(4))
-    inter_w = tf.maximum(tf.minimum(x1, cx1) - tf.maximum(x0, cx0), 0.0)
-    inter_h = tf.maximum(tf.minimum(y1, cy1) - tf.maximum(y0, cy0), 0.0)
-    intersection = inter_w * inter_h
-    area = tf.maximum(x1 - x0, 0.0) * tf.maximum(y1 - y0, 0.0)
-    column_area = tf.maximum(cx1 - cx0, 0.0) * tf.maximum(cy1 - cy0, 0.0)
-    return tf.math.divide_no_nan(intersection, column_area + area - intersection)
 
 
 def match_batch(gt_boxes, corner_rows, iou_threshold=MATCH_IOU_THRESHOLD):
@@ -34,7 +23,7 @@ def match_batch(gt_boxes, corner_rows, iou_threshold=MATCH_IOU_THRESHOLD):
     batch, num_gt = tf.shape(gt_boxes)[0], tf.shape(gt_boxes)[1]
     num_anchors = tf.shape(corner_rows)[1]
     valid = valid_boxes(gt_boxes)  # [B, M]; zero padding is not valid
-    iou = tf.where(valid[..., None], _iou(gt_boxes, corner_rows), -1.0)
+    iou = tf.where(valid[..., None], _iou_rows(gt_boxes, corner_rows), -1.0)
     gt_index = tf.range(num_gt)
     best_iou = tf.reduce_max(iou, axis=1)  # [B, A]
     best_gt = tf.reduce_min(

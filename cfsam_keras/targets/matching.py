@@ -31,14 +31,14 @@ def valid_boxes(boxes):
 
 
 def _iou_rows(boxes, columns):
-    """IoU ``[N, M]`` of ``boxes [N, 4]`` with ``columns [4, M]`` (both corners).
+    """IoU ``[..., N, M]`` of ``boxes [..., N, 4]`` with ``columns [4, M]`` (both corners).
 
     The second set comes as four rows so that every broadcast runs along the
     long, contiguous axis: ``[N, 1]`` against ``[1, M]`` is several times
     faster in TensorFlow's CPU kernels than ``[N, 1, 2]`` against ``[1, M, 2]``.
     """
-    x0, y0, x1, y1 = (boxes[:, i : i + 1] for i in range(4))
-    cx0, cy0, cx1, cy1 = (columns[i][None, :] for i in range(4))
+    x0, y0, x1, y1 = (boxes[..., i : i + 1] for i in range(4))
+    cx0, cy0, cx1, cy1 = (columns[i] for i in range(4))
     inter_w = tf.maximum(tf.minimum(x1, cx1) - tf.maximum(x0, cx0), 0.0)
     inter_h = tf.maximum(tf.minimum(y1, cy1) - tf.maximum(y0, cy0), 0.0)
     intersection = inter_w * inter_h
