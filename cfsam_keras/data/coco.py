@@ -11,7 +11,6 @@ from pycocotools.coco import COCO
 from cfsam_keras.data.image_check import boxes_in_view
 from cfsam_keras.data.image_check import check_images
 from cfsam_keras.data.image_check import converted_png
-from cfsam_keras.data.orientation import upright_boxes
 from cfsam_keras.data.report import DROPPED
 from cfsam_keras.data.report import FIXED
 from cfsam_keras.data.report import SKIPPED
@@ -170,7 +169,7 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
             )
             continue
         if declared not in ((None, None), (info.width, info.height)):
-            _turn_upright(im, gt.imgToAnns.get(im["id"], []), info)
+            _set_upright(im, gt.imgToAnns.get(im["id"], []), xyxy, info)
         for fix in info.fixes:
             report.add(path, fix, FIXED)
         boxes, keep = clean_boxes(path, xyxy, info.width, info.height, report)
@@ -204,15 +203,14 @@ def coco(annotation_file, image_dir, strict=False, verify="header"):
     return source
 
 
-def _turn_upright(image, anns, info):
-    """Turns one image's ground truth, annotated on its stored pixels, upright (in place).
+def _set_upright(image, anns, upright, info):
+    """Writes one image's upright boxes into its ground truth (in place).
 
-    The evaluation scores against these records, so they must be in the frame the
-    model sees.
+    ``upright`` holds the xyxy boxes of ``anns``, in their order, already turned by
+    ``boxes_in_view``. The evaluation scores against these records, so they must be
+    in the frame the model sees.
     """
-    for ann in anns:
-        x, y, w, h = (float(v) for v in ann["bbox"])
-        x0, y0, x1, y1 = upright_boxes([x, y, x + w, y + h], info.orientation, *info.stored_size)[0]
+    for ann, (x0, y0, x1, y1) in zip(anns, upright.tolist()):
         ann["bbox"] = [x0, y0, x1 - x0, y1 - y0]
     image["width"], image["height"] = info.width, info.height
 
