@@ -41,9 +41,21 @@ def test_variants_build_the_demo_model_with_their_change(tmp_path):
     images, targets = next(iter(built["attention none"][1]))
     assert images.shape == (batch, 64, 64, 3) and targets.shape[0] == batch
 
-    plain = {"attention none": built["attention none"]}
-    times = demo_step.time_variants(plain, steps=1, warmup_steps=0, rounds=2)
-    assert [len(times["attention none"][w]["wall_s"]) for w in ("fed", "cached")] == [2, 2]
+    class Recorder:
+        """Stands in for the model: the timing loop is tested without tracing a step."""
+
+        def __init__(self):
+            self.batches = []
+
+        def train_on_batch(self, images, targets):
+            self.batches.append((images.shape[0], targets.shape[0]))
+
+    recorder = Recorder()
+    fed = {"none": (recorder, built["attention none"][1], batch)}
+    times = demo_step.time_variants(fed, steps=3, warmup_steps=2, rounds=2)
+    # Per round and way: 2 untimed and 3 timed steps; one batch is taken out to be cached.
+    assert len(recorder.batches) == 2 * 2 * (2 + 3) and set(recorder.batches) == {(batch, batch)}
+    assert [len(times["none"][w]["wall_s"]) for w in ("fed", "cached")] == [2, 2]
 
 
 def test_summary_and_table():
