@@ -20,6 +20,7 @@ is the share of the fed step that input work costs. Writes OUT/demo_step.json an
 import argparse
 import os
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -51,15 +52,6 @@ QUICK = dict(
 FULL = dict(variants=",".join(VARIANTS), steps=15, warmup_steps=5, rounds=3, images=256, flags=[])
 
 
-def demo_modules():
-    """``recipes/demo.py`` and ``recipes/common.py`` (the recipes folder on the path)."""
-    harness.recipe_configs()
-    import common
-    import demo
-
-    return demo, common
-
-
 def build_variant(name, base_flags, source):
     """The variant's model compiled as the demo compiles it, and its training dataset.
 
@@ -68,8 +60,10 @@ def build_variant(name, base_flags, source):
     """
     import tensorflow as tf
 
-    demo, common = demo_modules()
-    configs = harness.recipe_configs()
+    configs = harness.recipe_configs()  # puts the recipes folder on the path
+    import common
+    import demo
+
     flags, widths, attention_kwargs = VARIANTS[name]
     args = demo.parser().parse_args(base_flags + flags + ["--out", "unused"])
     model_settings = configs.DEMO_MODEL
@@ -80,8 +74,11 @@ def build_variant(name, base_flags, source):
         attention_kwargs={**model_settings["attention_kwargs"], **attention_kwargs},
         backbone_kwargs={"widths": widths or model_settings["backbone_kwargs"]["widths"]},
     )
-    total = args.epochs * configs.DEMO_DATASET["train"] // args.batch_size
-    common.compile_model(model, args, total, warmup_steps=total // args.epochs)
+    # The schedule recipes/demo.py sets over its own dataset.
+    steps = max(1, configs.DEMO_DATASET["train"] // args.batch_size)
+    common.compile_model(
+        model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
+    )
     dataset = common.train_data(tf.distribute.get_strategy(), args, source, model)
     return model, dataset, args.batch_size
 
@@ -120,25 +117,19 @@ def time_variants(built, steps, warmup_steps, rounds):
     return times
 
 
-def _median(values):
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def summarize(times, batch_sizes, params):
     """Rows of the table: medians, the input share and ms per image against the demo's."""
     rows = {}
     for name, ways in times.items():
-        fed, cached = (_median(ways[w]["wall_s"]) for w in ("fed", "cached"))
+        fed, cached = (statistics.median(ways[w]["wall_s"]) for w in ("fed", "cached"))
         rows[name] = dict(
             batch_size=batch_sizes[name],
             parameters=params[name],
             fed_s_per_step=fed,
             cached_s_per_step=cached,
             input_share=1 - cached / fed,
-            fed_cpu_s_per_step=_median(ways["fed"]["cpu_s"]),
-            cached_cpu_s_per_step=_median(ways["cached"]["cpu_s"]),
+            fed_cpu_s_per_step=statistics.median(ways["fed"]["cpu_s"]),
+            cached_cpu_s_per_step=statistics.median(ways["cached"]["cpu_s"]),
             fed_ms_per_image=1000 * fed / batch_sizes[name],
         )
     base = rows.get("demo")
