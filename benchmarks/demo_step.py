@@ -39,7 +39,11 @@ VARIANTS = {
     "widths 16-32-64-128": ([], (16, 32, 64, 128), {}),
     "input 160 + widths 16-32-64-128": (["--input-size", "160"], (16, 32, 64, 128), {}),
     "batch 8": (["--batch-size", "8"], None, {}),
+    "keras batch norm": ([], None, {}),
 }
+#: The variant whose BatchNormalization layers train with Keras' own code, not the fused
+#: kernel (``cfsam_keras.layers.BatchNormalization``): the same model and results.
+KERAS_BATCH_NORM = "keras batch norm"
 #: Variants, steps and dataset of ``--quick`` (a smoke run: tiny inputs, few steps).
 QUICK = dict(
     variants="demo,attention none",
@@ -79,8 +83,28 @@ def build_variant(name, base_flags, source):
     common.compile_model(
         model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
     )
+    if name == KERAS_BATCH_NORM:
+        keras_batch_norm(model)
     dataset = common.train_data(tf.distribute.get_strategy(), args, source, model)
     return model, dataset, args.batch_size
+
+
+def keras_batch_norm(model):
+    """Makes every BatchNormalization of ``model`` run ``keras.layers.BatchNormalization.call``.
+
+    Returns:
+        the number of layers changed.
+    """
+    import keras
+
+    from cfsam_keras.layers import BatchNormalization
+
+    changed = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, BatchNormalization):
+            layer.call = keras.layers.BatchNormalization.call.__get__(layer)
+            changed += 1
+    return changed
 
 
 def _stretch(model, batches, steps):

@@ -117,6 +117,7 @@ def main(argv=None):
         monitor="val_AP50",
         train_source=train_source,
     )
+    load_averages = {"at the start of training": os.getloadavg()}
     t = time.perf_counter()
     with training.fit_scope(model, strategy, train_data):
         model.fit(
@@ -127,6 +128,7 @@ def main(argv=None):
             shuffle=False,
         )  # train_pipeline shuffles; fit cannot shuffle a tf.data stream
     timings["training"] = time.perf_counter() - t
+    load_averages["at its end"] = os.getloadavg()
     if not training.is_chief():
         return 0
 
@@ -135,7 +137,7 @@ def main(argv=None):
     t = time.perf_counter()
     metrics = validation_metrics(det, val_source)
     timings["evaluation"] = time.perf_counter() - t
-    notes = []
+    notes = [run_report.machine_note(load_averages)]
     if not args.skip_export:
         t = time.perf_counter()
         metrics.update(export_and_score(model, run_dir.root, train_source, val_source))

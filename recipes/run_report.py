@@ -79,6 +79,19 @@ def _fmt(value):
     return str(value)
 
 
+def machine_note(load_averages):
+    """A report paragraph: the CPU cores and the load averages taken during the run.
+
+    Args:
+        load_averages: dict moment -> ``os.getloadavg()`` (1, 5 and 15 minutes).
+    """
+    moments = "; ".join(
+        f"{moment} {' / '.join(f'{v:.2f}' for v in values)}"
+        for moment, values in load_averages.items()
+    )
+    return f"Machine: {os.cpu_count()} CPU cores; load average (1, 5 and 15 minutes) {moments}."
+
+
 def write_report(run_dir, title, metrics, settings=None, images=(), timings=None, notes=()):
     """Writes ``report.md`` in ``run_dir`` with curves from ``history.jsonl``.
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from cfsam_keras.layers.batch_normalization import BatchNormalization
 from cfsam_keras.layers.multi_level import MultiLevelLayer
 from cfsam_keras.layers.squeeze_excitation import reduced_width
 
@@ -78,7 +79,7 @@ class CBAM(MultiLevelLayer):
                 name=f"spatial_conv_{i}",
             )
             conv.build((None, shape[1], shape[2], 2))
-            norm = keras.layers.BatchNormalization(dtype=policy, name=f"spatial_norm_{i}")
+            norm = BatchNormalization(dtype=policy, name=f"spatial_norm_{i}")
             norm.build((None, shape[1], shape[2], 1))
             self.mlp_hidden.append(mlp_hidden)
             self.mlp_output.append(mlp_output)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from cfsam_keras.layers.batch_normalization import BatchNormalization
 from cfsam_keras.layers.multi_level import MultiLevelLayer
 from cfsam_keras.layers.spatial import sine_position_encoding
 from cfsam_keras.layers.transformer import CrossLevelEncoderLayer
@@ -167,7 +168,7 @@ class CFSAM(MultiLevelLayer):
                 name=f"local_conv_{i}",
             )
             conv.build(map_shape)
-            norm = keras.layers.BatchNormalization(dtype=policy, name=f"local_norm_{i}")
+            norm = BatchNormalization(dtype=policy, name=f"local_norm_{i}")
             norm.build(map_shape[:3] + (width,))
             projection = keras.layers.Conv2D(
                 self.embed_dim, 1, dtype=policy, name=f"local_projection_{i}"

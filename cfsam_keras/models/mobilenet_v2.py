@@ -8,6 +8,8 @@ layer names, so ImageNet weights copy over by name.
 
 import keras
 
+from cfsam_keras.layers.batch_normalization import BatchNormalization
+
 #: Filters of the four extra blocks (as torchvision's SSDLite).
 MOBILENET_EXTRA_CHANNELS = (512, 256, 256, 128)
 
@@ -21,15 +23,15 @@ _STRIDE32_LAYER = "out_relu"
 def _extra_block(x, filters, name):
     """1x1 reduce, 3x3 depthwise stride 2, 1x1 expand; each with BatchNorm and ReLU6."""
     x = keras.layers.Conv2D(filters // 2, 1, use_bias=False, name=f"{name}_reduce")(x)
-    x = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_reduce_bn")(x)
+    x = BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_reduce_bn")(x)
     x = keras.layers.ReLU(6.0, name=f"{name}_reduce_relu")(x)
     x = keras.layers.DepthwiseConv2D(
         3, strides=2, padding="same", use_bias=False, name=f"{name}_depthwise"
     )(x)
-    x = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_depthwise_bn")(x)
+    x = BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_depthwise_bn")(x)
     x = keras.layers.ReLU(6.0, name=f"{name}_depthwise_relu")(x)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project")(x)
-    x = keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_project_bn")(x)
+    x = BatchNormalization(epsilon=1e-3, momentum=0.99, name=f"{name}_project_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_project_relu")(x)
 
 

@@ -11,6 +11,8 @@ paper's.
 
 import keras
 
+from cfsam_keras.layers.batch_normalization import BatchNormalization
+
 #: Default widths of the stride 2, 4, 8 and 16 stages.
 SMALL_VGG_WIDTHS = (24, 48, 96, 192)
 
@@ -19,7 +21,7 @@ def _conv_bn_relu(x, filters, name, kernel_size=3, strides=1):
     x = keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -6,6 +6,8 @@ import pytest
 
 @pytest.mark.slow
 def test_variants_build_the_demo_model_with_their_change(tmp_path):
+    import tensorflow as tf
+
     from cfsam_keras.data import coco
     from cfsam_keras.data import write_builtin_dataset
     from cfsam_keras.layers import CFSAM
@@ -17,7 +19,13 @@ def test_variants_build_the_demo_model_with_their_change(tmp_path):
     flags = ["--input-size", "64"]
     built = {
         name: demo_step.build_variant(name, flags, source)
-        for name in ("demo", "widths 16-32-64-128", "cfsam embed 32", "attention none")
+        for name in (
+            "demo",
+            "widths 16-32-64-128",
+            "cfsam embed 32",
+            "attention none",
+            demo_step.KERAS_BATCH_NORM,
+        )
     }
 
     def describe(model):
@@ -36,6 +44,20 @@ def test_variants_build_the_demo_model_with_their_change(tmp_path):
     *_, small = describe(built["cfsam embed 32"][0])
     assert small == {**cfsam, "embed_dim": 32}
     assert not [layer for layer in built["attention none"][0].layers if isinstance(layer, CFSAM)]
+    # The same model, but its batch norms train with Keras' own code, not the fused kernel.
+    assert describe(built[demo_step.KERAS_BATCH_NORM][0]) == describe(built["demo"][0])
+    assert demo_step.keras_batch_norm(built[demo_step.KERAS_BATCH_NORM][0]) == 15 + 6
+
+    def training_ops(model):
+        layer = model.get_layer("conv1_bn")
+        step = tf.function(lambda x: layer(x, training=True))
+        return {
+            op.type
+            for op in step.get_concrete_function(tf.ones((2, 4, 4, 24))).graph.get_operations()
+        }
+
+    assert "FusedBatchNormV3" in training_ops(built["demo"][0])
+    assert "FusedBatchNormV3" not in training_ops(built[demo_step.KERAS_BATCH_NORM][0])
     batch = configs.DEMO["batch_size"]
     assert built["demo"][2] == batch
     images, targets = next(iter(built["attention none"][1]))

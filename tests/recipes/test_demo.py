@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,6 +212,12 @@ def test_demo_killed_in_epoch_two_resumes_and_runs_to_the_end(tmp_path, shapes_d
     ):
         assert os.path.exists(os.path.join(out, name)), name
     assert os.listdir(os.path.join(out, "logs"))
+    report = open(os.path.join(out, "report.md")).read()
+    assert re.search(
+        r"Machine: \d+ CPU cores; load average \(1, 5 and 15 minutes\) at the start of "
+        r"training [\d.]+ / [\d.]+ / [\d.]+; at its end [\d.]+ / [\d.]+ / [\d.]+\.",
+        report,
+    )
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert 0.0 <= metrics["AP50"] <= 1.0
     for key in ("AP50 TFLite float32", "AP50 TFLite int8", "AP50 ONNX"):
