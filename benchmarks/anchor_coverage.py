@@ -67,13 +67,13 @@ def best_overlaps(boxes, anchors):
     corners = np.concatenate(
         [anchors[:, :2] - anchors[:, 2:] / 2, anchors[:, :2] + anchors[:, 2:] / 2], 1
     )
+    anchor_area = np.prod(corners[:, 2:] - corners[:, :2], axis=-1)
     best, positives = [], []
     for chunk in np.array_split(boxes, max(1, len(boxes) // 512)):
         low = np.maximum(chunk[:, None, :2], corners[None, :, :2])
         high = np.minimum(chunk[:, None, 2:], corners[None, :, 2:])
         inter = np.prod(np.clip(high - low, 0.0, None), axis=-1)
         area = np.prod(chunk[:, 2:] - chunk[:, :2], axis=-1)
-        anchor_area = np.prod(corners[:, 2:] - corners[:, :2], axis=-1)
         iou = inter / (area[:, None] + anchor_area[None, :] - inter)
         best.append(iou.max(axis=1))
         positives.append((iou >= POSITIVE_IOU).sum(axis=1))
