@@ -21,3 +21,5 @@ VARIANCES = (0.1, 0.2)
 MATCH_IOU_THRESHOLD = 0.5
 #: Hard negative mining keeps this many negatives per positive.
 NEG_POS_RATIO = 3.0
+#: Weight of the localisation loss against the confidence loss (SSD's alpha).
+LOC_WEIGHT = 1.0

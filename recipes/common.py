@@ -17,6 +17,7 @@ import keras
 
 from cfsam_keras import data
 from cfsam_keras.data.builtin import LEGACY_DEMO_STAMP
+from cfsam_keras.defaults import LOC_WEIGHT
 from cfsam_keras.evaluation import EvaluationCallback
 from cfsam_keras.losses import MultiBoxLoss
 from cfsam_keras.models import ATTENTIONS
@@ -132,6 +133,12 @@ def recipe_parser(description, defaults, prog, epochs=True):
         type=flag(number, low=0.0),
         default=0.0,
         help="clip the global gradient norm (0: off)",
+    )
+    g.add_argument(
+        "--loc-weight",
+        type=flag(number, low=0.0),
+        default=LOC_WEIGHT,
+        help="weight of the localisation loss against the confidence loss (SSD's alpha)",
     )
     g = p.add_argument_group("run")
     g.add_argument("--out", help="run folder; started again with the same folder, training resumes")
@@ -338,7 +345,7 @@ def compile_model(model, args, total_steps, decay_steps=None, warmup_steps=0):
     )
     model.compile(
         optimizer=optimizer,
-        loss=MultiBoxLoss(model_config(model)["num_classes"]),
+        loss=MultiBoxLoss(model_config(model)["num_classes"], alpha=args.loc_weight),
         # Without jit_compile the JAX backend would run the step op by op.
         jit_compile=bool(args.jit_compile) or keras.backend.backend() == "jax",
     )

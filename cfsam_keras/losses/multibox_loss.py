@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from cfsam_keras.defaults import LOC_WEIGHT
 from cfsam_keras.defaults import NEG_POS_RATIO
 from cfsam_keras.validation import positive_int
 
@@ -123,7 +124,7 @@ class MultiBoxLoss(keras.losses.Loss):
         self,
         num_classes,
         neg_pos_ratio=NEG_POS_RATIO,
-        alpha=1.0,
+        alpha=LOC_WEIGHT,
         reduction="sum_over_batch_size",
         name="multibox_loss",
         dtype=None,

@@ -50,6 +50,7 @@ def test_demo_help_lists_its_flags():
         (["--bn-momentum", "1.5"], "--bn-momentum: must be in [0.0, 1.0), got 1.5"),
         (["--lr", "inf"], "--lr: must be a finite number, got inf"),
         (["--eval-images", "-1"], "--eval-images: must be an int >= 0, got -1"),
+        (["--loc-weight", "-1"], "--loc-weight: must be"),
     ],
 )
 def test_bad_flags_give_one_line_before_any_work(argv, message, capsys):
@@ -106,6 +107,25 @@ def test_json_config_gives_defaults_and_flags_win(tmp_path):
     path.write_text(json.dumps({"epochz": 3}))
     with pytest.raises(SystemExit):
         common.parse_args(demo.parser(), ["--config", str(path)])
+
+
+def test_loc_weight_reaches_the_loss():
+    import common
+    import demo
+
+    from cfsam_keras.models import SSD300
+
+    model = SSD300(
+        3,
+        backbone="small_vgg",
+        attention="none",
+        input_size=64,
+        backbone_kwargs={"widths": (4, 4, 4, 4)},
+    )
+    for argv, alpha in (([], 1.0), (["--loc-weight", "2.5"], 2.5)):
+        args = common.parse_args(demo.parser(), argv)
+        common.compile_model(model, args, total_steps=10)
+        assert model.loss.alpha == alpha
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def test_ssd300_recipe_defaults_follow_ssd():
         0.0,
         "step",
     )
-    assert args.backbone_weights == "imagenet"
+    assert args.backbone_weights == "imagenet" and args.loc_weight == 1.0
     assert configs.SSD300_DATASETS["voc"]["anchor_preset"] == "voc"
     assert configs.SSD300_DATASETS["coco"]["anchor_preset"] == "coco"
 
