@@ -39,6 +39,9 @@ VARIANTS = {
     "widths 16-32-64-128": ([], (16, 32, 64, 128), {}),
     "input 160 + widths 16-32-64-128": (["--input-size", "160"], (16, 32, 64, 128), {}),
     "batch 8": (["--batch-size", "8"], None, {}),
+    "batch 4": (["--batch-size", "4"], None, {}),
+    "mixed bfloat16": (["--mixed-precision"], None, {}),
+    "xla": (["--jit-compile"], None, {}),
     "keras batch norm": ([], None, {}),
 }
 #: The variant whose BatchNormalization layers train with Keras' own code, not the fused
@@ -64,6 +67,8 @@ def build_variant(name, base_flags, source):
     """
     import tensorflow as tf
 
+    from cfsam_keras.training import set_mixed_precision
+
     configs = harness.recipe_configs()  # puts the recipes folder on the path
     import common
     import demo
@@ -71,21 +76,27 @@ def build_variant(name, base_flags, source):
     flags, widths, attention_kwargs = VARIANTS[name]
     args = demo.parser().parse_args(base_flags + flags + ["--out", "unused"])
     model_settings = configs.DEMO_MODEL
-    model = common.build_model(
-        args,
-        source.class_names,
-        model_settings["anchor_preset"],
-        attention_kwargs={**model_settings["attention_kwargs"], **attention_kwargs},
-        backbone_kwargs={"widths": widths or model_settings["backbone_kwargs"]["widths"]},
-    )
-    # The schedule recipes/demo.py sets over its own dataset.
-    steps = max(1, configs.DEMO_DATASET["train"] // args.batch_size)
-    common.compile_model(
-        model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
-    )
+    strategy = tf.distribute.get_strategy()
+    # The dtype policy is global: set for this variant's model only, as the recipe sets it.
+    set_mixed_precision(args.mixed_precision, strategy)
+    try:
+        model = common.build_model(
+            args,
+            source.class_names,
+            model_settings["anchor_preset"],
+            attention_kwargs={**model_settings["attention_kwargs"], **attention_kwargs},
+            backbone_kwargs={"widths": widths or model_settings["backbone_kwargs"]["widths"]},
+        )
+        # The schedule recipes/demo.py sets over its own dataset.
+        steps = max(1, configs.DEMO_DATASET["train"] // args.batch_size)
+        common.compile_model(
+            model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
+        )
+    finally:
+        set_mixed_precision(False, strategy)
     if name == KERAS_BATCH_NORM:
         keras_batch_norm(model)
-    dataset = common.train_data(tf.distribute.get_strategy(), args, source, model)
+    dataset = common.train_data(strategy, args, source, model)
     return model, dataset, args.batch_size
 
 

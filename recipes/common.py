@@ -157,8 +157,10 @@ def recipe_parser(description, defaults, prog, epochs=True):
     )
     g.add_argument(
         "--mixed-precision",
-        action="store_true",
-        help="mixed_float16 on GPU, mixed_bfloat16 on TPU/CPU",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="mixed_float16 on GPU, mixed_bfloat16 on TPU/CPU; None: where the devices "
+        "compute in 16 bits natively (GPU, TPU, a CPU with bfloat16 instructions)",
     )
     g.add_argument(
         "--jit-compile",
@@ -247,7 +249,8 @@ def setup(args):
     """
     with start_up_lines_held_back():  # CUDA probing as the devices are set up
         strategy = get_strategy(args.strategy)
-    set_mixed_precision(args.mixed_precision, strategy)
+    # Recorded as resolved (None: whether this machine's devices compute in 16 bits).
+    args.mixed_precision = set_mixed_precision(args.mixed_precision, strategy) != "float32"
     keras.utils.set_random_seed(args.seed)
     run_dir = RunDir(args.out)
     config = dict(vars(args))  # the flags only, so that --config can read it back

@@ -18,6 +18,34 @@ def check_tensorflow_backend(what):
         )
 
 
+def float32_model(model):
+    """``model`` when every layer computes in float32, else a float32 copy with its weights.
+
+    A model trained under a mixed-precision policy (``mixed_bfloat16``,
+    ``mixed_float16``) keeps float32 weights but computes in 16 bits. The exports
+    are float32 graphs whatever precision trained the model: the TFLite converter
+    has no 16-bit kernels for most of its ops, and a served model should answer
+    the same whichever machine trained it.
+    """
+    policies = {layer.dtype_policy.name for layer in model.layers} | {model.dtype_policy.name}
+    if policies == {"float32"}:
+        return model
+    previous = keras.mixed_precision.global_policy()
+    # Sublayers a layer creates in __init__ or build take the global policy.
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = keras.models.clone_model(
+            model,
+            clone_function=lambda layer: layer.__class__.from_config(
+                {**layer.get_config(), "dtype": "float32"}
+            ),
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def read_class_names(path):
     """Reads a class-names file (one name a line) written by an export."""
     with open(path, encoding="utf-8") as f:

@@ -24,6 +24,7 @@ import tensorflow as tf
 from cfsam_keras.export.common import check_tensorflow_backend
 from cfsam_keras.export.common import detection_function
 from cfsam_keras.export.common import effective_settings
+from cfsam_keras.export.common import float32_model
 from cfsam_keras.export.common import write_file
 from cfsam_keras.models import check_class_names
 from cfsam_keras.models import model_config
@@ -117,6 +118,7 @@ def export_onnx(model, path, batch_size=None, class_names=None, opset=ONNX_OPSET
     >>> boxes, classes, scores, num, raw = session.run(None, {"images": images})
     """
     check_tensorflow_backend("export_onnx")
+    model = float32_model(model)
     positive_int(batch_size, "batch_size", allow_none=True)
     positive_int(opset, "opset")
     tf2onnx = _import_tf2onnx()

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from cfsam_keras.data.orientation import decode_upright
 from cfsam_keras.export.common import check_tensorflow_backend
+from cfsam_keras.export.common import float32_model
 from cfsam_keras.export.common import write_class_names
 from cfsam_keras.models import check_class_names
 from cfsam_keras.models import detector as make_detector
@@ -191,6 +192,7 @@ def export_saved_model(
     >>> path = export_saved_model(model, "exports/ssd300")  # exports/ssd300/1
     """
     check_tensorflow_backend("export_saved_model")
+    model = float32_model(model)
     if version is None:
         version = next_version(export_dir)
     positive_int(version, "version")

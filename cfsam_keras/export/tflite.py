@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from cfsam_keras.export.common import check_tensorflow_backend
 from cfsam_keras.export.common import detection_function
+from cfsam_keras.export.common import float32_model
 from cfsam_keras.export.common import write_class_names
 from cfsam_keras.export.common import write_file
 from cfsam_keras.export.saved_model import resize_images
@@ -136,6 +137,7 @@ def export_tflite(
     >>> export_tflite(model, "exports/ssd300/ssd300_fp16.tflite", quantization="float16")
     """
     check_tensorflow_backend("export_tflite")
+    model = float32_model(model)
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if quantization == "int8" and representative_data is None:

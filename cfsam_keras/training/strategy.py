@@ -138,30 +138,56 @@ def is_chief():
     return task_info()[0] == "chief"
 
 
+def _platform(strategy):
+    """``"gpu"``, ``"tpu"`` or ``"cpu"``: the kind of device ``strategy`` trains on."""
+    if isinstance(strategy, DataParallelStrategy):
+        return strategy.devices[0].platform
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "tpu"
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
 def mixed_precision_policy(strategy):
     """The mixed-precision policy that suits the devices of ``strategy``.
 
     ``"mixed_float16"`` on GPU, ``"mixed_bfloat16"`` on TPU and CPU.
     """
-    if isinstance(strategy, DataParallelStrategy):
-        gpu = strategy.devices[0].platform == "gpu"
-    elif isinstance(strategy, tf.distribute.TPUStrategy):
-        return "mixed_bfloat16"
-    else:
-        gpu = bool(tf.config.list_logical_devices("GPU"))
-    return "mixed_float16" if gpu else "mixed_bfloat16"
+    return "mixed_float16" if _platform(strategy) == "gpu" else "mixed_bfloat16"
+
+
+#: ``/proc/cpuinfo`` flags of CPU instructions that compute in bfloat16 (Intel and AMD).
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_computes_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """Whether the CPU has bfloat16 instructions (``BFLOAT16_CPU_FLAGS``).
+
+    Without them a CPU has no bfloat16 arithmetic of its own, so mixed precision is
+    not expected to pay there (not measured: the machine this is tested on has them).
+    Reads the Linux ``cpuinfo`` file; ``False`` where it cannot be read.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split()}
+    except OSError:
+        return False
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
 
 
 def set_mixed_precision(enabled, strategy):
     """Sets Keras' global dtype policy; call it before building the model.
 
     Args:
-        enabled: whether to train in mixed precision.
+        enabled: whether to train in mixed precision; ``None`` for where the devices
+            compute in 16 bits natively: on GPU and TPU, and on a CPU with bfloat16
+            instructions (`cpu_computes_bfloat16`).
         strategy: the strategy the model is trained under.
 
     Returns:
         The name of the policy set (``"float32"`` when not enabled).
     """
+    if enabled is None:
+        enabled = _platform(strategy) != "cpu" or cpu_computes_bfloat16()
     policy = mixed_precision_policy(strategy) if enabled else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy

@@ -6,6 +6,7 @@ import pytest
 
 @pytest.mark.slow
 def test_variants_build_the_demo_model_with_their_change(tmp_path):
+    import keras
     import tensorflow as tf
 
     from cfsam_keras.data import coco
@@ -25,6 +26,8 @@ def test_variants_build_the_demo_model_with_their_change(tmp_path):
             "cfsam embed 32",
             "attention none",
             demo_step.KERAS_BATCH_NORM,
+            "mixed bfloat16",
+            "xla",
         )
     }
 
@@ -47,6 +50,11 @@ def test_variants_build_the_demo_model_with_their_change(tmp_path):
     # The same model, but its batch norms train with Keras' own code, not the fused kernel.
     assert describe(built[demo_step.KERAS_BATCH_NORM][0]) == describe(built["demo"][0])
     assert demo_step.keras_batch_norm(built[demo_step.KERAS_BATCH_NORM][0]) == 15 + 6
+    # Mixed precision is the bfloat16 model's alone: the global policy is float32 again.
+    assert built["mixed bfloat16"][0].get_layer("conv1").compute_dtype == "bfloat16"
+    assert built["demo"][0].get_layer("conv1").compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert built["xla"][0].jit_compile and not built["demo"][0].jit_compile
 
     def training_ops(model):
         layer = model.get_layer("conv1_bn")

@@ -109,6 +109,33 @@ def test_json_config_gives_defaults_and_flags_win(tmp_path):
         common.parse_args(demo.parser(), ["--config", str(path)])
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_mixed_precision_none_is_decided_by_the_cpu_and_recorded(tmp_path, monkeypatch, native):
+    import common
+    import demo
+    import keras
+
+    from cfsam_keras.training import strategy as strategy_module
+
+    assert common.parse_args(demo.parser(), []).mixed_precision is False
+    for argv, expected in ((["--mixed-precision"], True), (["--no-mixed-precision"], False)):
+        assert common.parse_args(demo.parser(), argv).mixed_precision is expected
+    monkeypatch.setattr(strategy_module, "cpu_computes_bfloat16", lambda: native)
+    config = tmp_path / "flags.json"
+    config.write_text(json.dumps({"mixed_precision": None}))
+    args = common.parse_args(demo.parser(), ["--config", str(config), "--out", str(tmp_path / "r")])
+    assert args.mixed_precision is None
+    try:
+        common.setup(args)
+        assert keras.mixed_precision.global_policy().name == (
+            "mixed_bfloat16" if native else "float32"
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # The run folder records what was used, not "decided by the machine".
+    assert json.load(open(tmp_path / "r" / "config.json"))["mixed_precision"] is native
+
+
 def test_loc_weight_reaches_the_loss():
     import common
     import demo

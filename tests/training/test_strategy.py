@@ -62,3 +62,31 @@ def test_mixed_precision_on_cpu_is_bfloat16():
         assert set_mixed_precision(False, get_strategy("one_device")) == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_cpu_bfloat16_instructions_are_read_from_cpuinfo(tmp_path):
+    from cfsam_keras.training.strategy import cpu_computes_bfloat16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_computes_bfloat16(str(cpuinfo))
+    # A flag named on another line than "flags" does not count.
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_vnni\nbugs\t: avx512_bf16\n")
+    assert not cpu_computes_bfloat16(str(cpuinfo))
+    cpuinfo.write_text("flags\t\t: fpu amx_bf16 amx_tile\n")
+    assert cpu_computes_bfloat16(str(cpuinfo))
+    assert not cpu_computes_bfloat16(str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("native, expected", [(True, "mixed_bfloat16"), (False, "float32")])
+def test_mixed_precision_none_follows_the_cpu(monkeypatch, native, expected):
+    from cfsam_keras.training import strategy as strategy_module
+
+    monkeypatch.setattr(strategy_module, "cpu_computes_bfloat16", lambda: native)
+    try:
+        assert set_mixed_precision(None, get_strategy("one_device")) == expected
+        assert keras.mixed_precision.global_policy().name == expected
+        # An explicit choice wins over the hardware's.
+        assert set_mixed_precision(not native, get_strategy("one_device")) != expected
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
