@@ -159,8 +159,9 @@ def recipe_parser(description, defaults, prog, epochs=True):
         "--mixed-precision",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="mixed_float16 on GPU, mixed_bfloat16 on TPU/CPU; None: where the devices "
-        "compute in 16 bits natively (GPU, TPU, a CPU with bfloat16 instructions)",
+        help="mixed_float16 on GPU, mixed_bfloat16 on TPU/CPU; null in a --config file: "
+        "where the devices compute in 16 bits natively (GPU, TPU, a CPU with bfloat16 "
+        "instructions)",
     )
     g.add_argument(
         "--jit-compile",
