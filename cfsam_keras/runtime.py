@@ -6,6 +6,9 @@ and CPU-feature notices. `import_tensorflow_quietly` holds those back and passes
 anything else on. ``import cfsam_keras`` (TensorFlow backend), the command line and
 the recipes call it; the recipes create their strategy (which sets up the devices)
 inside `start_up_lines_held_back`.
+
+`pool_cpu_memory` makes TensorFlow keep its CPU tensors' memory in a pool; the
+recipes, the command line and the benchmarks that time training call it.
 """
 
 import contextlib
@@ -48,6 +51,28 @@ def start_up_lines_held_back():
             for line in lines:
                 if line.strip() and not any(noise in line for noise in START_UP_NOISE):
                     print(line, file=sys.stderr)
+
+
+#: TensorFlow's switch for its pooling (best-fit with coalescing) CPU allocator, and the
+#: value that turns it on.
+POOLED_CPU_ALLOCATOR = ("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
+
+def pool_cpu_memory():
+    """Makes TensorFlow's CPU allocator keep freed memory for reuse (unless the user chose).
+
+    By default TensorFlow allocates each CPU tensor with ``malloc``; the large buffers
+    of a training step then come as fresh pages from the kernel and go back at every
+    step, and the kernel's work of clearing and mapping them can take a large share of
+    the CPU (``benchmarks/cpu_allocator.py`` measures it for the demo). TensorFlow's
+    BFC allocator keeps them instead, at the cost of holding the process's peak memory.
+    TensorFlow reads the switch when it makes its first CPU tensor, so call this before
+    any TensorFlow op (importing TensorFlow or Keras first is fine). A value the user
+    set for ``TF_CPU_ALLOCATOR_USE_BFC`` stays.
+    The library itself never calls it: importing ``cfsam_keras`` leaves the process's
+    allocator alone.
+    """
+    os.environ.setdefault(*POOLED_CPU_ALLOCATOR)
 
 
 def import_tensorflow_quietly(probe_devices=False):

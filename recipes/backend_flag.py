@@ -3,9 +3,11 @@
 Keras fixes its backend when it is first imported, and importing ``cfsam_keras``
 imports Keras, so ``common`` imports this module before either: it reads
 ``--backend NAME`` (or ``--backend=NAME``) from the command line and sets
-``KERAS_BACKEND``, then loads TensorFlow quietly. ``common.recipe_parser`` declares the flag, and
-``common.parse_args`` refuses a ``--backend`` other than the one Keras runs on
-(given to ``main(argv)`` after Keras loaded, or in ``--config``).
+``KERAS_BACKEND``, turns on TensorFlow's pooled CPU allocator
+(``cfsam_keras.runtime.pool_cpu_memory``), then loads TensorFlow quietly.
+``common.recipe_parser`` declares the flag, and ``common.parse_args`` refuses a
+``--backend`` other than the one Keras runs on (given to ``main(argv)`` after Keras
+loaded, or in ``--config``).
 """
 
 import os
@@ -39,5 +41,7 @@ if _name in BACKENDS and "keras" not in sys.modules:
 # Keras, without its start-up lines. (Importing the package loads Keras: only now that
 # the backend is set.)
 from cfsam_keras.runtime import import_tensorflow_quietly  # noqa: E402
+from cfsam_keras.runtime import pool_cpu_memory  # noqa: E402
 
+pool_cpu_memory()
 import_tensorflow_quietly()

@@ -89,7 +89,11 @@ def machine_note(load_averages):
         f"{moment} {' / '.join(f'{v:.2f}' for v in values)}"
         for moment, values in load_averages.items()
     )
-    return f"Machine: {os.cpu_count()} CPU cores; load average (1, 5 and 15 minutes) {moments}."
+    allocator = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "unset")
+    return (
+        f"Machine: {os.cpu_count()} CPU cores; load average (1, 5 and 15 minutes) {moments}; "
+        f"TF_CPU_ALLOCATOR_USE_BFC {allocator}."
+    )
 
 
 def write_report(run_dir, title, metrics, settings=None, images=(), timings=None, notes=()):

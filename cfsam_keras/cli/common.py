@@ -14,10 +14,13 @@ class CLIError(Exception):
 
 
 def load_runtime():
-    """Imports TensorFlow (quietly) and the library's Keras classes."""
+    """Imports TensorFlow (quietly, with its pooled CPU allocator) and the library's
+    Keras classes."""
     from cfsam_keras import register_keras_objects
     from cfsam_keras.runtime import import_tensorflow_quietly
+    from cfsam_keras.runtime import pool_cpu_memory
 
+    pool_cpu_memory()
     import_tensorflow_quietly(probe_devices=True)
     register_keras_objects()
 
