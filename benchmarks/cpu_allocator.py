@@ -5,7 +5,10 @@
 
 TensorFlow picks its CPU allocator once per process (``TF_CPU_ALLOCATOR_USE_BFC``, read at
 its first tensor), so each measurement is a child process of this script: it builds the
-demo's model and training pipeline (``demo_step.build_variant("demo", ...)``), runs
+demo's model and training pipeline under the demo's strategy
+(``demo_step.build_variant("demo", ...)`` under ``get_strategy("auto")``, a
+``OneDeviceStrategy`` on a CPU: under TensorFlow's default strategy the two allocators
+were equally fast in one run, and why the strategy matters was not traced), runs
 ``--warmup-steps`` untimed steps of ``model.fit`` and then ``--steps`` timed ones, and
 reports wall, user and system CPU seconds per step. In every round one child runs with
 each allocator, in turn:
@@ -79,12 +82,16 @@ def child(args):
 
     from cfsam_keras.data import coco
     from cfsam_keras.data import write_builtin_dataset
+    from cfsam_keras.training import get_strategy
 
     configs = harness.recipe_configs()
     image_size = 64 if args.quick else configs.DEMO_DATASET["image_size"]
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_builtin_dataset(tmp, train=args.images, val=0, seed=0, image_size=image_size)
-        model, dataset, _ = demo_step.build_variant("demo", args.flags, coco(*paths["train"]))
+        source = coco(*paths["train"])
+        # The demo's strategy (OneDeviceStrategy on a CPU), not TensorFlow's default one.
+        strategy = get_strategy(configs.DEMO.get("strategy", "auto"))
+        model, dataset, _ = demo_step.build_variant("demo", args.flags, source, strategy)
         clock = _StepClock(args.warmup_steps)
         model.fit(
             dataset,

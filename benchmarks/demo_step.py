@@ -59,8 +59,15 @@ QUICK = dict(
 FULL = dict(variants=",".join(VARIANTS), steps=15, warmup_steps=5, rounds=3, images=256, flags=[])
 
 
-def build_variant(name, base_flags, source):
+def build_variant(name, base_flags, source, strategy=None):
     """The variant's model compiled as the demo compiles it, and its training dataset.
+
+    Args:
+        name: a key of ``VARIANTS``.
+        base_flags: demo flags every variant gets (before its own).
+        source: the training source.
+        strategy: the ``tf.distribute`` strategy to build under (default: TensorFlow's
+            default strategy; the demo's own is ``get_strategy("auto")``).
 
     Returns:
         ``(model, dataset, batch_size)``.
@@ -76,22 +83,23 @@ def build_variant(name, base_flags, source):
     flags, widths, attention_kwargs = VARIANTS[name]
     args = demo.parser().parse_args(base_flags + flags + ["--out", "unused"])
     model_settings = configs.DEMO_MODEL
-    strategy = tf.distribute.get_strategy()
+    strategy = strategy or tf.distribute.get_strategy()
     # The dtype policy is global: set for this variant's model only, as the recipe sets it.
     set_mixed_precision(args.mixed_precision, strategy)
     try:
-        model = common.build_model(
-            args,
-            source.class_names,
-            model_settings["anchor_preset"],
-            attention_kwargs={**model_settings["attention_kwargs"], **attention_kwargs},
-            backbone_kwargs={"widths": widths or model_settings["backbone_kwargs"]["widths"]},
-        )
-        # The schedule recipes/demo.py sets over its own dataset.
-        steps = max(1, configs.DEMO_DATASET["train"] // args.batch_size)
-        common.compile_model(
-            model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
-        )
+        with strategy.scope():
+            model = common.build_model(
+                args,
+                source.class_names,
+                model_settings["anchor_preset"],
+                attention_kwargs={**model_settings["attention_kwargs"], **attention_kwargs},
+                backbone_kwargs={"widths": widths or model_settings["backbone_kwargs"]["widths"]},
+            )
+            # The schedule recipes/demo.py sets over its own dataset.
+            steps = max(1, configs.DEMO_DATASET["train"] // args.batch_size)
+            common.compile_model(
+                model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
+            )
     finally:
         set_mixed_precision(False, strategy)
     if name == KERAS_BATCH_NORM:
@@ -237,6 +245,9 @@ def main(argv=None):
 
     from cfsam_keras.data import coco
     from cfsam_keras.data import write_builtin_dataset
+    from cfsam_keras.runtime import pool_cpu_memory
+
+    pool_cpu_memory()  # the demo's allocator: set before the first TensorFlow op
 
     configs = harness.recipe_configs()
     image_size = 64 if args.quick else configs.DEMO_DATASET["image_size"]
