@@ -56,21 +56,35 @@ EVERY_ARGUMENT = {
 }
 
 
+#: (rtol, atol) of the mixed precision outputs against float32 ones, for one encoder layer.
+MIXED_TOLERANCE = (0.05, 0.1)
+#: The same through two encoder layers whose outputs reach the result (concat fusion): on a
+#: CPU without bfloat16 instructions every op rounds to bfloat16 (an AVX2-only AMD EPYC had
+#: one element of 1536 off by 0.14).
+MIXED_TOLERANCE_TWO_LAYERS = (0.05, 0.15)
+
+
 @pytest.mark.parametrize(
-    "kwargs, jit",
+    "kwargs, jit, mixed_tolerance",
     [
-        pytest.param({}, True, id="default"),
-        pytest.param({"position": "learned", "fusion": "concat"}, True, id="learned-concat"),
+        pytest.param({}, True, MIXED_TOLERANCE, id="default"),
+        pytest.param(
+            {"position": "learned", "fusion": "concat"},
+            True,
+            MIXED_TOLERANCE,
+            id="learned-concat",
+        ),
         pytest.param(
             {"position": None, "kv_pool_size": 2, "num_layers": 2, "local_channels": 8},
             True,
+            MIXED_TOLERANCE,  # residual fusion at a zero scale: the outputs are the inputs
             id="pooled-two-layers",
         ),
         # For the config; the cases above already jit each of its code paths.
-        pytest.param(EVERY_ARGUMENT, False, id="every-argument"),
+        pytest.param(EVERY_ARGUMENT, False, MIXED_TOLERANCE_TWO_LAYERS, id="every-argument"),
     ],
 )
-def test_layer_contract(kwargs, jit):
+def test_layer_contract(kwargs, jit, mixed_tolerance):
     trainable, non_trainable = weight_counts(
         len(PYRAMID_SHAPES),
         kwargs.get("num_layers", 1),
@@ -85,7 +99,7 @@ def test_layer_contract(kwargs, jit):
         expected_num_trainable_weights=trainable,
         expected_num_non_trainable_weights=non_trainable,
         mixed_precision_output_dtype="input",
-        mixed_precision_tolerance=(0.05, 0.1),
+        mixed_precision_tolerance=mixed_tolerance,
         run_jit_check=jit,
     )
 
