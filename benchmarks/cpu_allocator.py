@@ -116,7 +116,9 @@ def child(args):
 
 def run_child(allocator, argv, timeout=1800):
     """Runs this script as a child with ``TF_CPU_ALLOCATOR_USE_BFC`` set; its result."""
-    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC=ALLOCATORS[allocator])
+    from cfsam_keras.runtime import POOLED_CPU_ALLOCATOR
+
+    env = dict(os.environ, **{POOLED_CPU_ALLOCATOR[0]: ALLOCATORS[allocator]})
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", *argv],
         capture_output=True,

@@ -6,6 +6,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
+from cfsam_keras.runtime import POOLED_CPU_ALLOCATOR
 from cfsam_keras.training import read_history
 from cfsam_keras.visualization import draw_detections
 
@@ -89,10 +90,10 @@ def machine_note(load_averages):
         f"{moment} {' / '.join(f'{v:.2f}' for v in values)}"
         for moment, values in load_averages.items()
     )
-    allocator = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "unset")
+    switch = POOLED_CPU_ALLOCATOR[0]
     return (
         f"Machine: {os.cpu_count()} CPU cores; load average (1, 5 and 15 minutes) {moments}; "
-        f"TF_CPU_ALLOCATOR_USE_BFC {allocator}."
+        f"{switch} {os.environ.get(switch, 'unset')}."
     )
 
 
