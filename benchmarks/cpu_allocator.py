@@ -56,11 +56,10 @@ class _StepClock:
 
         self.warmup_steps = warmup_steps
         self.start = self.end = None
-        callback = keras.callbacks.LambdaCallback(
+        self.callback = keras.callbacks.LambdaCallback(
             on_train_batch_begin=lambda batch, logs: self._begin(batch),
             on_train_batch_end=lambda batch, logs: self._end(),
         )
-        self.callback = callback
 
     @staticmethod
     def _now():
@@ -84,13 +83,16 @@ def child(args):
     from cfsam_keras.data import write_builtin_dataset
     from cfsam_keras.training import get_strategy
 
-    configs = harness.recipe_configs()
+    configs = harness.recipe_configs()  # puts the recipes folder on the path
+    import demo
+
     image_size = 64 if args.quick else configs.DEMO_DATASET["image_size"]
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_builtin_dataset(tmp, train=args.images, val=0, seed=0, image_size=image_size)
         source = coco(*paths["train"])
-        # The demo's strategy (OneDeviceStrategy on a CPU), not TensorFlow's default one.
-        strategy = get_strategy(configs.DEMO.get("strategy", "auto"))
+        # The demo's strategy (its --strategy default; OneDeviceStrategy on a CPU), not
+        # TensorFlow's default one.
+        strategy = get_strategy(demo.parser().parse_args(["--out", "unused"]).strategy)
         model, dataset, _ = demo_step.build_variant("demo", args.flags, source, strategy)
         clock = _StepClock(args.warmup_steps)
         model.fit(
