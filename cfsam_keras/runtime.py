@@ -64,7 +64,7 @@ def pool_cpu_memory():
     By default TensorFlow allocates each CPU tensor with ``malloc``; the large buffers
     of a training step then come as fresh pages from the kernel and go back at every
     step, and the kernel's work of clearing and mapping them can take a large share of
-    the CPU (``benchmarks/cpu_allocator.py`` measures it for the demo). TensorFlow's
+    the CPU (``benchmarks/process_settings.py`` measures it for the demo). TensorFlow's
     BFC allocator keeps them instead, at the cost of holding the process's peak memory.
     TensorFlow reads the switch when it makes its first CPU tensor, so call this before
     any TensorFlow op (importing TensorFlow or Keras first is fine). A value the user

@@ -36,6 +36,7 @@ from cfsam_keras.training import RunDir
 from cfsam_keras.training import TrainingDivergedError
 from cfsam_keras.training import distribute
 from cfsam_keras.training import get_strategy
+from cfsam_keras.training import make_deterministic
 from cfsam_keras.training import set_batch_norm_momentum
 from cfsam_keras.training import set_mixed_precision
 from cfsam_keras.validation import ArgumentParser
@@ -181,6 +182,12 @@ def recipe_parser(description, defaults, prog, epochs=True):
         help="evaluate on the first N validation images only (0: all)",
     )
     g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the same weights from every run of the same --seed on this machine, at a "
+        "cost in speed (TensorFlow backend; cfsam_keras.training.make_deterministic)",
+    )
     known = {a.dest for a in p._actions}
     unknown = set(defaults) - known
     if unknown:
@@ -240,18 +247,36 @@ def require_tensorflow_backend(what):
         )
 
 
+def start_runtime(args):
+    """``--deterministic``, ``--strategy`` and ``--mixed-precision``, in that order
+    (determinism must be set before TensorFlow's first op).
+
+    ``args.mixed_precision`` is recorded as resolved (``None``: whether this machine's
+    devices compute in 16 bits).
+
+    Returns:
+        The strategy.
+    """
+    if getattr(args, "deterministic", False):
+        try:
+            make_deterministic()
+        except ValueError as e:
+            raise ValueError(f"--deterministic: {e}") from None
+    with start_up_lines_held_back():  # CUDA probing as the devices are set up
+        strategy = get_strategy(args.strategy)
+    args.mixed_precision = set_mixed_precision(args.mixed_precision, strategy) != "float32"
+    return strategy
+
+
 def setup(args):
-    """Strategy, precision policy, seed and run folder for a recipe.
+    """Strategy, precision policy, seed and run folder for a recipe (`start_runtime`).
 
     Writes ``config.json`` (all flag values) into the run folder.
 
     Returns:
         ``(strategy, run_dir)``.
     """
-    with start_up_lines_held_back():  # CUDA probing as the devices are set up
-        strategy = get_strategy(args.strategy)
-    # Recorded as resolved (None: whether this machine's devices compute in 16 bits).
-    args.mixed_precision = set_mixed_precision(args.mixed_precision, strategy) != "float32"
+    strategy = start_runtime(args)
     keras.utils.set_random_seed(args.seed)
     run_dir = RunDir(args.out)
     config = dict(vars(args))  # the flags only, so that --config can read it back
@@ -265,6 +290,7 @@ def setup(args):
 RESUMABLE_CHANGES = (
     "backend",
     "config",
+    "deterministic",
     "strategy",
     "eval_every",
     "eval_images",

@@ -281,8 +281,7 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
 
     load_before = harness.load_average()
-    strategy = training.get_strategy(args.strategy)
-    training.set_mixed_precision(args.mixed_precision, strategy)
+    strategy = common.start_runtime(args)
     sources = load_sources(args)
     runs_dir = os.path.join(args.out, "runs")
     os.makedirs(runs_dir, exist_ok=True)

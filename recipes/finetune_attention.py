@@ -113,8 +113,7 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
 
     load_before = harness.load_average()
-    strategy = training.get_strategy(args.strategy)
-    training.set_mixed_precision(args.mixed_precision, strategy)
+    strategy = common.start_runtime(args)
     sources = compare_attention.load_sources(args)
     trained = load_trained(args.weights, sources[0].class_names)
     args.input_size = model_config(trained)["input_size"]

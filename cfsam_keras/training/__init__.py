@@ -2,6 +2,7 @@
 
 - ``get_strategy``, ``set_mixed_precision``: distribution and precision (under
   JAX, ``DataParallelStrategy``: ``keras.distribution.DataParallel``).
+- ``make_deterministic``: the same weights from every run of the same seed.
 - ``distribute``, ``fit_scope``: the dataset for ``fit`` under a strategy, and the
   Keras workarounds ``MultiWorkerMirroredStrategy`` needs.
 - ``RunDir``, ``build_callbacks``: the run folder and the callbacks filling it
@@ -36,6 +37,7 @@ from cfsam_keras.training.strategy import STRATEGIES
 from cfsam_keras.training.strategy import DataParallelStrategy
 from cfsam_keras.training.strategy import get_strategy
 from cfsam_keras.training.strategy import is_chief
+from cfsam_keras.training.strategy import make_deterministic
 from cfsam_keras.training.strategy import set_mixed_precision
 from cfsam_keras.training.strategy import task_info
 
@@ -59,6 +61,7 @@ __all__ = [
     "fit_scope",
     "get_strategy",
     "is_chief",
+    "make_deterministic",
     "read_history",
     "remove_temporary_files",
     "set_batch_norm_momentum",

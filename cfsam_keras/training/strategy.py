@@ -1,4 +1,4 @@
-"""Choosing a distribution strategy and a mixed-precision policy.
+"""Choosing a distribution strategy and a mixed-precision policy, and reproducible training.
 
 Under the TensorFlow backend a strategy is a ``tf.distribute.Strategy``; under JAX
 it is a `DataParallelStrategy`, ``keras.distribution.DataParallel`` behind the
@@ -191,3 +191,36 @@ def set_mixed_precision(enabled, strategy):
     policy = mixed_precision_policy(strategy) if enabled else "float32"
     keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+def make_deterministic():
+    """Makes TensorFlow training give the same weights on every run of the same seed.
+
+    Even with every seed fixed (``keras.utils.set_random_seed``) and a deterministic
+    input pipeline, a step's float sums come out in a different order from one run to
+    the next on a CPU: independent ops of the step graph run concurrently on TensorFlow's
+    inter-op threads, so two runs part in the last digits within a few steps and then
+    drift apart. This runs them one at a time
+    (``tf.config.threading.set_inter_op_parallelism_threads(1)``; each op still uses
+    every core) and turns on ``tf.config.experimental.enable_op_determinism()`` for the
+    ops that are nondeterministic on GPUs. Runs are then equal on the same machine and
+    software; the step is slower (``benchmarks/process_settings.py`` measures it).
+
+    Call it before TensorFlow runs its first op (before creating the strategy). The
+    TensorFlow backend only: under JAX it raises ``ValueError``.
+
+    Raises:
+        ValueError: TensorFlow has already started, or Keras does not run on it.
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"deterministic training is set up for the TensorFlow backend, not "
+            f"{keras.backend.backend()}"
+        )
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as e:
+        raise ValueError(
+            f"deterministic training must be set before TensorFlow's first op ({e})"
+        ) from None
+    tf.config.experimental.enable_op_determinism()
