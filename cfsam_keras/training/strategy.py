@@ -197,10 +197,10 @@ def make_deterministic():
     """Makes TensorFlow training give the same weights on every run of the same seed.
 
     Even with every seed fixed (``keras.utils.set_random_seed``) and a deterministic
-    input pipeline, a step's float sums come out in a different order from one run to
-    the next on a CPU: independent ops of the step graph run concurrently on TensorFlow's
-    inter-op threads, so two runs part in the last digits within a few steps and then
-    drift apart. This runs them one at a time
+    input pipeline, two runs on a CPU part in the last digits of the weights within a few
+    steps and then drift apart: independent ops of the step graph run concurrently on
+    TensorFlow's inter-op threads, and some op's float result depends on that (which one
+    was not found). This runs them one at a time
     (``tf.config.threading.set_inter_op_parallelism_threads(1)``; each op still uses
     every core) and turns on ``tf.config.experimental.enable_op_determinism()`` for the
     ops that are nondeterministic on GPUs. Runs are then equal on the same machine and

@@ -224,11 +224,11 @@ def test_demo_killed_in_epoch_two_resumes_and_runs_to_the_end(tmp_path, shapes_d
 
     keras.saving.load_model(os.path.join(out, "checkpoints", "last.keras"))
 
-    # Started again, evaluating every epoch and exporting at the end (flags a resumed
-    # run may change).
+    # Started again, evaluating every epoch, exporting at the end and deterministic (flags a
+    # resumed run may change; op determinism refuses the ops it cannot make deterministic).
     cmd = [*cmd[: cmd.index("--skip-export")], *cmd[cmd.index("--skip-export") + 1 :]]
     second = subprocess.run(
-        [*cmd, "--eval-every", "1"],
+        [*cmd, "--eval-every", "1", "--deterministic"],
         capture_output=True,
         text=True,
         env=subprocess_env(),
@@ -266,6 +266,7 @@ def test_demo_killed_in_epoch_two_resumes_and_runs_to_the_end(tmp_path, shapes_d
         r"TF_CPU_ALLOCATOR_USE_BFC true\.",  # the recipes pool TensorFlow's CPU memory
         report,
     )
+    assert json.load(open(os.path.join(out, "config.json")))["deterministic"] is True
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert 0.0 <= metrics["AP50"] <= 1.0
     for key in ("AP50 TFLite float32", "AP50 TFLite int8", "AP50 ONNX"):

@@ -1,18 +1,14 @@
-"""``--deterministic``: what it sets up in a recipe's process, and two runs of the demo
-with it ending with the same weights."""
+"""``--deterministic``: what it sets up in a recipe's process, and its refusals. (The demo
+end to end under it: tests/recipes/test_demo.py's resumed run; same weights from every
+run: benchmarks/process_settings.py's table.)"""
 
-import os
 import subprocess
 import sys
 
 import pytest
-from recipe_helpers import DEMO
 from recipe_helpers import RECIPES
 from recipe_helpers import REPO
-from recipe_helpers import TINY
-from recipe_helpers import backup_arrays
 from recipe_helpers import subprocess_env
-from recipe_helpers import write_tiny_dataset
 
 _RUNTIME = """
 import sys
@@ -50,33 +46,6 @@ def test_too_late_is_one_line():
     with pytest.raises(ValueError, match="must be set before TensorFlow's first op"):
         make_deterministic()
     assert not is_op_determinism_enabled()
-
-
-@pytest.mark.slow
-def test_two_runs_of_the_demo_end_with_the_same_weights(tmp_path):
-    """Training, evaluation and the report run under it (op determinism refuses the ops
-    it cannot make deterministic), and the two runs agree to the bit."""
-    shapes = write_tiny_dataset(tmp_path / "shapes")
-    outs = []
-    for name in ("first", "second"):
-        out = str(tmp_path / name)
-        result = subprocess.run(
-            [sys.executable, DEMO, "--out", out, "--data-dir", shapes, *TINY]
-            + ["--epochs", "2", "--steps-per-epoch", "3", "--eval-every", "2"]
-            + ["--deterministic"],
-            capture_output=True,
-            text=True,
-            env=subprocess_env(),
-            cwd=REPO,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        outs.append(out)
-    histories = [open(os.path.join(out, "history.jsonl")).read() for out in outs]
-    assert "val_AP50" in histories[0] and histories[0] == histories[1]
-    first, second = (backup_arrays(os.path.join(out, "backup", "epoch-00002")) for out in outs)
-    assert first.keys() == second.keys()
-    assert all((first[k] == second[k]).all() for k in first)
 
 
 def test_refused_under_jax_in_one_line():
