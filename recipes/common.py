@@ -257,7 +257,7 @@ def start_runtime(args):
     Returns:
         The strategy.
     """
-    if getattr(args, "deterministic", False):
+    if args.deterministic:
         try:
             make_deterministic()
         except ValueError as e:
