@@ -4,20 +4,21 @@
         [--warmup-steps 5] [--rounds 2] [--images 256] [--quick]
 
 Some settings are chosen once per process: TensorFlow's CPU allocator
-(``TF_CPU_ALLOCATOR_USE_BFC``, read at its first tensor) and its inter-op threads (fixed
-when its runtime starts). So each measurement is a child process of this script: it builds
-the demo's model and training pipeline under the demo's strategy
-(``demo_step.build_variant("demo", ...)`` under ``get_strategy("auto")``, a
-``OneDeviceStrategy`` on a CPU: under TensorFlow's default strategy the two allocators
-were equally fast in one run, and why the strategy matters was not traced), runs
-``--warmup-steps`` untimed steps of ``model.fit`` and then ``--steps`` timed ones, and
-reports wall, user and system CPU seconds per step, and a fingerprint of the weights it
-ended with. In every round one child runs with each setting, in turn:
+(``TF_CPU_ALLOCATOR_USE_BFC``, read at its first tensor), its inter-op threads (fixed
+when its runtime starts) and, here, the strategy. So each measurement is a child process
+of this script: it builds the demo's model and training pipeline under a strategy
+(``demo_step.build_variant("demo", ...)``), runs ``--warmup-steps`` untimed steps of
+``model.fit`` and then ``--steps`` timed ones, and reports wall, user and system CPU
+seconds per step, and a fingerprint of the weights it ended with. In every round one
+child runs with each setting, in turn:
 
-- malloc: ``TF_CPU_ALLOCATOR_USE_BFC=false``, TensorFlow's default allocator;
+- malloc: ``TF_CPU_ALLOCATOR_USE_BFC=false``, TensorFlow's default allocator, under the
+  demo's strategy (its ``--strategy`` default, ``auto``: TensorFlow's default strategy
+  on a CPU);
 - pooled: ``TF_CPU_ALLOCATOR_USE_BFC=true``, what ``cfsam_keras.runtime.pool_cpu_memory``
   sets for the recipes and the command line;
-- pooled, deterministic: that and ``cfsam_keras.training.make_deterministic`` (the
+- pooled, OneDeviceStrategy: that under ``--strategy one_device`` (what ``auto`` was);
+- pooled, deterministic: pooled and ``cfsam_keras.training.make_deterministic`` (the
   recipes' ``--deterministic``).
 
 Every child starts from the same seed and data, so a setting whose children all end
@@ -41,12 +42,13 @@ import harness
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-#: Name -> (value of TF_CPU_ALLOCATOR_USE_BFC, whether to `make_deterministic`) of a
-#: child; the first is the one compared to.
+#: Name -> (value of TF_CPU_ALLOCATOR_USE_BFC, strategy or None for the demo's, whether
+#: to `make_deterministic`) of a child; the first is the one compared to.
 SETTINGS = {
-    "malloc (TensorFlow's default)": ("false", False),
-    "pooled (BFC)": ("true", False),
-    "pooled, deterministic": ("true", True),
+    "malloc (TensorFlow's default)": ("false", None, False),
+    "pooled (BFC)": ("true", None, False),
+    "pooled, OneDeviceStrategy": ("true", "one_device", False),
+    "pooled, deterministic": ("true", None, True),
 }
 #: The counts of a full run and of ``--quick`` (tiny inputs: a smoke run).
 FULL = dict(steps=20, warmup_steps=5, rounds=2, images=256, flags=[])
@@ -110,9 +112,9 @@ def child(args):
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_builtin_dataset(tmp, train=args.images, val=0, seed=0, image_size=image_size)
         source = coco(*paths["train"])
-        # The demo's strategy (its --strategy default; OneDeviceStrategy on a CPU), not
-        # TensorFlow's default one.
-        strategy = get_strategy(demo.parser().parse_args(["--out", "unused"]).strategy)
+        strategy = get_strategy(
+            args.strategy or demo.parser().parse_args(["--out", "unused"]).strategy
+        )
         keras.utils.set_random_seed(0)  # as the demo seeds: children start alike
         model, dataset, _ = demo_step.build_variant("demo", args.flags, source, strategy)
         clock = _StepClock(args.warmup_steps)
@@ -134,6 +136,7 @@ def child(args):
     (wall0, user0, sys0), (wall1, user1, sys1) = clock.start, clock.end
     return {
         "pooled": pooled,
+        "strategy": type(strategy).__name__,
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "op_determinism": is_op_determinism_enabled(),  # not in the public API
         "weights_sha256": fingerprint.hexdigest(),
@@ -147,9 +150,10 @@ def run_child(setting, argv, timeout=1800):
     """Runs this script as a child under one of `SETTINGS`; its result."""
     from cfsam_keras.runtime import POOLED_CPU_ALLOCATOR
 
-    allocator, deterministic = SETTINGS[setting]
+    allocator, strategy, deterministic = SETTINGS[setting]
     env = dict(os.environ, **{POOLED_CPU_ALLOCATOR[0]: allocator})
     extra = ["--deterministic"] if deterministic else []
+    extra += ["--strategy", strategy] if strategy else []
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", *argv, *extra],
         capture_output=True,
@@ -222,6 +226,7 @@ def parse(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny inputs, one round")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--deterministic", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--strategy", help=argparse.SUPPRESS)
     for key in ("steps", "warmup_steps", "rounds", "images"):
         p.add_argument("--" + key.replace("_", "-"), type=int, help=f"default {FULL[key]}")
     args = p.parse_args(argv)
@@ -246,7 +251,11 @@ def main(argv=None):
     for _ in range(args.rounds):
         for name in SETTINGS:
             runs[name].append(run_child(name, child_argv))
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "child", "deterministic")}
+    settings = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("out", "child", "deterministic", "strategy")
+    }
     record = dict(
         settings=settings,
         machine=harness.machine(load_before),

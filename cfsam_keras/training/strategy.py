@@ -67,7 +67,8 @@ def get_strategy(name="auto", tpu_address=None):
 
     Args:
         name: one of ``"auto"`` (``MirroredStrategy`` when more than one GPU is
-            visible, else the default one-device strategy), ``"one_device"``
+            visible, else TensorFlow's default strategy, ``tf.distribute.get_strategy()``
+            outside any scope: one device, no distributed input), ``"one_device"``
             (first GPU if any, else the CPU), ``"mirrored"`` (all local GPUs, or
             all logical CPUs when there is no GPU), ``"multi_worker"``
             (``MultiWorkerMirroredStrategy``; the cluster comes from the
@@ -102,7 +103,11 @@ def get_strategy(name="auto", tpu_address=None):
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "one_device"
+        if len(gpus) <= 1:
+            # Not OneDeviceStrategy: its distributed input and step cost the demo's
+            # CPU step about 20% (docs/performance.md, "The strategy on one device").
+            return tf.distribute.get_strategy()
+        name = "mirrored"
     if name == "one_device":
         device = gpus[0].name if gpus else "/cpu:0"
         return tf.distribute.OneDeviceStrategy(device)

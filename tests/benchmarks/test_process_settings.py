@@ -11,8 +11,11 @@ TINY = ["--quick", "--images", "4", "--steps", "1", "--warmup-steps", "1"]
 def test_a_child_runs_the_settings_it_is_named_for():
     # The deterministic one: the pooled allocator and both switches of make_deterministic
     # (without them a recipe process has neither: tests/recipes/test_deterministic.py).
+    import tensorflow as tf
+
     result = process_settings.run_child("pooled, deterministic", TINY)
     assert result["pooled"] is True
+    assert result["strategy"] == type(tf.distribute.get_strategy()).__name__  # the demo's
     assert result["inter_op_threads"] == 1 and result["op_determinism"] is True
     assert len(result["weights_sha256"]) == 64
     assert result["wall_s_per_step"] > 0 and result["user_cpu_s_per_step"] > 0
@@ -34,7 +37,7 @@ def test_summary_and_table():
             weights_sha256=weights,
         )
 
-    malloc, pooled, deterministic = process_settings.SETTINGS
+    malloc, pooled, _, deterministic = process_settings.SETTINGS
     runs = {
         malloc: [run(1.2, 1.0, 1.0, False), run(1.4, 1.2, 0.8, False), run(1.0, 1.0, 1.0, False)],
         pooled: [run(0.6, 1.2, 0.2, True, "b"), run(0.7, 1.0, 0.2, True), run(0.9, 1.1, 0.3, True)],

@@ -9,12 +9,14 @@ from cfsam_keras.training import set_mixed_precision
 from cfsam_keras.training import task_info
 
 
-def test_auto_on_a_cpu_is_one_device():
+def test_auto_on_a_cpu_is_the_default_strategy_and_one_device_is_explicit():
     import tensorflow as tf
 
+    default = tf.distribute.get_strategy()
     strategy = get_strategy("auto")
-    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    assert strategy is default and not tf.distribute.has_strategy()
     assert strategy.num_replicas_in_sync == 1
+    assert isinstance(get_strategy("one_device"), tf.distribute.OneDeviceStrategy)
 
 
 def test_unknown_strategy_and_missing_tf_config_are_clear(monkeypatch):
