@@ -67,7 +67,7 @@ def build_variant(name, base_flags, source, strategy=None):
         base_flags: demo flags every variant gets (before its own).
         source: the training source.
         strategy: the ``tf.distribute`` strategy to build under (default: TensorFlow's
-            default strategy; the demo's own is ``get_strategy("auto")``).
+            default strategy, which is also the demo's on a CPU).
 
     Returns:
         ``(model, dataset, batch_size)``.

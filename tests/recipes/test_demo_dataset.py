@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-from recipe_helpers import RECIPES  # noqa: F401 (puts recipes/ on sys.path)
 
 from cfsam_keras import data
 
