@@ -75,7 +75,7 @@ def trained_model(shapes_dataset, tmp_path_factory):
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3), loss=MultiBoxLoss(NUM_CLASSES), jit_compile=False
     )
-    model.fit(data, steps_per_epoch=60, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=60, epochs=1, verbose=0, shuffle=False)  # a tf.data stream
     images = next(iter(eval_pipeline(source, SIZE, 8)))["images"].numpy()
     _recalibrate_batch_norm(model, images)
     path = str(tmp_path_factory.mktemp("model") / "small.keras")
