@@ -104,8 +104,8 @@ def get_strategy(name="auto", tpu_address=None):
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if len(gpus) <= 1:
-            # Not OneDeviceStrategy: its distributed input and step cost the demo's
-            # CPU step about 20% (docs/performance.md, "The strategy on one device").
+            # Not OneDeviceStrategy: its distributed input and step made the demo's
+            # CPU step 1.15x longer (docs/performance.md, "The strategy on one device").
             return tf.distribute.get_strategy()
         name = "mirrored"
     if name == "one_device":
