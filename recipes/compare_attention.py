@@ -240,15 +240,53 @@ def train_one(
     }
 
 
-def run_or_reuse(runs_dir, name, seed, train):
+#: Flags that name where a run is kept, which runs to make, or how the work is
+#: spread, not what a run trains: a kept run is reused whatever they are.
+BOOKKEEPING = (
+    "attention",
+    "config",
+    "data_dir",
+    "kv_pool_size",
+    "out",
+    "quick",
+    "seed",
+    "seeds",
+    "strategy",
+    "tfds_dir",
+    "variants",
+)
+
+
+def run_settings(args):
+    """The flags that decide what a run trains, as JSON stores them (kept in each run's
+    record, so that a later start reuses only runs made with the same ones)."""
+    kept = {k: v for k, v in sorted(vars(args).items()) if k not in BOOKKEEPING}
+    return json.loads(json.dumps(kept))
+
+
+def run_or_reuse(runs_dir, name, seed, train, settings):
     """The record of one (variant, seed): read from ``runs_dir`` when an earlier start
-    finished it, else ``train()``'s, written there atomically. Prints one line."""
+    finished it with the same ``settings`` (`run_settings`), else ``train()``'s, written
+    there atomically with ``settings``. Prints one line.
+
+    Raises:
+        ValueError: the kept run was made with other settings (naming the file and
+            the flags that differ).
+    """
     path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
     if os.path.isfile(path):
         with open(path) as f:
-            print(f"{name} seed {seed}: done earlier, kept", flush=True)
-            return json.load(f)
-    record = train()
+            record = json.load(f)
+        kept = record.get("settings", {})
+        differ = sorted(k for k in set(kept) | set(settings) if kept.get(k) != settings.get(k))
+        if differ:
+            raise ValueError(
+                f"{path}: a run made with other settings ({', '.join(differ)}); "
+                "delete it or choose another --out"
+            )
+        print(f"{name} seed {seed}: done earlier, kept", flush=True)
+        return record
+    record = dict(train(), settings=settings)
     with open(path + ".tmp", "w") as f:
         json.dump(record, f, indent=1)
     os.replace(path + ".tmp", path)
@@ -296,6 +334,7 @@ def main(argv=None):
                 functools.partial(
                     train_one, args, name, attention, kwargs, seed, sources, settings, strategy
                 ),
+                run_settings(args),
             )
             records.append(record)
     config = {k: v for k, v in vars(args).items() if k != "config"}

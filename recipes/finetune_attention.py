@@ -141,6 +141,7 @@ def main(argv=None):
                     *(args, name, attention, kwargs, seed, sources, settings, strategy),
                     make_model=make_model,
                 ),
+                compare_attention.run_settings(args),
             )
             records.append(record)
     config = {k: v for k, v in vars(args).items() if k != "config"}

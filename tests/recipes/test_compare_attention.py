@@ -47,3 +47,9 @@ def test_quick_comparison_end_to_end(tmp_path):
     before = (out / "runs" / "none_seed0.json").stat().st_mtime_ns
     assert compare_attention.main(["--quick", "--out", str(out)]) == 0
     assert (out / "runs" / "none_seed0.json").stat().st_mtime_ns == before
+    # A kept run made with other training flags is refused, not mixed into the table.
+    with pytest.raises(
+        ValueError, match=r"none_seed0\.json: a run made with other settings \(lr\)"
+    ):
+        compare_attention.main(["--quick", "--out", str(out), "--lr", "0.01"])
+    assert json.load(open(out / "runs" / "none_seed0.json"))["settings"]["lr"] != 0.01
