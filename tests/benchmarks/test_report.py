@@ -343,3 +343,33 @@ def test_load_is_set_against_the_core_count():
     old = report._load_sentence({"load_average_1min": 2.1, "cores": 2})  # an older record
     assert "0.5" in calm and "2.1" in calm and calm != busy and "4.0" in busy
     assert "2.1" in old and old != calm
+
+
+def test_baseline_convergence_is_judged_against_the_seed_spread():
+    early = [0.1, 0.3, 0.5, 0.6, 0.62]
+    flat = [_run("none", 0, early + [0.66, 0.665, 0.66]), _run("none", 1, early + [0.69, 0.7, 0.7])]
+    result = _result(flat + [_run("cfsam", 0, early + [0.6] * 3)], ["none", "cfsam"], [0, 1])
+    c = report.baseline_convergence(report.comparison_summary(result))
+    # The last quarter of 8 epochs: epochs 6-8 (the mean AP50 moves 0.675 -> 0.6825 -> 0.68).
+    assert (c["from_epoch"], c["to_epoch"], c["converged"]) == (6, 8, True)
+    assert c["moved"] == pytest.approx(0.0075) and c["spread"] == pytest.approx(0.04 / 2**0.5)
+    assert "had stopped improving: its mean AP50 moved by 0.007" in (
+        report._convergence_sentence(result)
+    )
+    claims = report._comparison_claims(report.comparison_summary(result), result["settings"])
+    assert "converged detectors, but small ones" in claims[-1]
+
+    rising = [
+        _run("none", 0, early + [0.5, 0.58, 0.66]),
+        _run("none", 1, early + [0.54, 0.62, 0.7]),
+    ]
+    result["runs"][:2] = rising
+    c = report.baseline_convergence(report.comparison_summary(result))
+    assert c["converged"] is False and c["moved"] == pytest.approx(0.16)
+    assert "not converged at this budget" in report._convergence_sentence(result)
+    claims = report._comparison_claims(report.comparison_summary(result), result["settings"])
+    assert "early training only" in claims[-1]
+
+    result["runs"][:2] = rising[:1]
+    assert report.baseline_convergence(report.comparison_summary(result))["converged"] is None
+    assert "no spread to judge" in report._convergence_sentence(result)
