@@ -530,12 +530,7 @@ def _comparison_section(result, cost_results, rel_dir):
         f"({s['schedule']}), batch {s['batch_size']}, {s['epochs']} epochs of "
         f"{runs[0]['steps_per_epoch']} steps, seeds {seeds}; evaluated on the val split after "
         f"every epoch. {len(runs)} runs, {train_minutes:.0f} min in all. "
-        + (
-            ""
-            if len(seeds) >= 3
-            else f"**Only {len(seeds)} seed(s) per variant were run**, so no difference in this "
-            "table can be told apart from seed noise. "
-        )
+        + _unfinished_sentence(result)
         + _convergence_sentence(result)
         + "Per-epoch training times are in the JSON (epoch 1 includes graph tracing). "
         "Cells are mean ± standard deviation over seeds (one number when one seed). "
@@ -545,6 +540,29 @@ def _comparison_section(result, cost_results, rel_dir):
         "",
         f"![AP50 per epoch]({rel_dir}/convergence.png)",
     ]
+
+
+def _unfinished_sentence(result):
+    """Which runs of the requested grid are not in the table, and which variants have
+    fewer than 3 seeds."""
+    missing = result.get("missing") or []
+    text = ""
+    if missing:
+        names = ", ".join(f"{m['variant']} seed {m['seed']}" for m in missing)
+        total = len(result["runs"]) + len(missing)
+        text += (
+            f"**Not finished yet: {names}** ({len(result['runs'])} of {total} runs); the "
+            "table has the finished runs only. "
+        )
+    few = {n: len(v["seeds"]) for n, v in comparison_summary(result).items() if len(v["seeds"]) < 3}
+    if few:
+        text += (
+            "**Fewer than 3 seeds for "
+            + ", ".join(f"{n} ({k})" for n, k in few.items())
+            + "**: with one seed no difference can be told apart from seed noise, and two "
+            "give only a rough spread. "
+        )
+    return text
 
 
 def _finetune_section(result, rel_dir):

@@ -299,6 +299,22 @@ def run_or_reuse(runs_dir, name, seed, train, settings):
     return record
 
 
+def write_result(out, dataset, config, records, missing, load_before):
+    """Writes OUT/compare.json: the settings, the finished runs and the (variant, seed)
+    pairs not finished yet."""
+    result = {
+        "dataset": dataset,
+        "settings": config,
+        "runs": records,
+        "missing": missing,
+        "machine": harness.machine(load_before),
+    }
+    path = os.path.join(out, "compare.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = common.parse_args(parser(argv), argv)
@@ -323,32 +339,27 @@ def main(argv=None):
     sources = load_sources(args)
     runs_dir = os.path.join(args.out, "runs")
     os.makedirs(runs_dir, exist_ok=True)
-    records = []
-    for seed in seeds:
-        for name in names:
-            attention, kwargs = all_variants[name]
-            record = run_or_reuse(
-                runs_dir,
-                name,
-                seed,
-                functools.partial(
-                    train_one, args, name, attention, kwargs, seed, sources, settings, strategy
-                ),
-                run_settings(args),
-            )
-            records.append(record)
     config = {k: v for k, v in vars(args).items() if k != "config"}
     config.update(
         anchor_preset=settings[1], backbone_kwargs=settings[2], variants=names, seeds=seeds
     )
-    result = {
-        "dataset": args.dataset,
-        "settings": config,
-        "runs": records,
-        "machine": harness.machine(load_before),
-    }
-    with open(os.path.join(args.out, "compare.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    grid = [(name, seed) for seed in seeds for name in names]
+    records = []
+    for name, seed in grid:
+        attention, kwargs = all_variants[name]
+        record = run_or_reuse(
+            runs_dir,
+            name,
+            seed,
+            functools.partial(
+                train_one, args, name, attention, kwargs, seed, sources, settings, strategy
+            ),
+            run_settings(args),
+        )
+        records.append(record)
+        # Rewritten after every run: an interrupted comparison leaves the runs it finished.
+        missing = [{"variant": n, "seed": s} for n, s in grid[len(records) :]]
+        write_result(args.out, args.dataset, config, records, missing, load_before)
     print(
         f"wrote {os.path.join(args.out, 'compare.json')}; render it with "
         "python benchmarks/report.py"

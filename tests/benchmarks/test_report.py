@@ -373,3 +373,14 @@ def test_baseline_convergence_is_judged_against_the_seed_spread():
     result["runs"][:2] = rising[:1]
     assert report.baseline_convergence(report.comparison_summary(result))["converged"] is None
     assert "no spread to judge" in report._convergence_sentence(result)
+
+
+def test_unfinished_runs_and_few_seeds_are_said():
+    runs = [_run("none", 0, [0.1, 0.2]), _run("none", 1, [0.1, 0.3]), _run("se", 0, [0.1, 0.2])]
+    result = _result(runs, ["none", "se"], [0, 1])
+    result["missing"] = [{"variant": "se", "seed": 1}]
+    text = report._unfinished_sentence(result)
+    assert "**Not finished yet: se seed 1** (3 of 4 runs)" in text
+    assert "**Fewer than 3 seeds for none (2), se (1)**" in text
+    result["missing"] = []
+    assert "Not finished" not in report._unfinished_sentence(result)

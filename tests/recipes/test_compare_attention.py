@@ -30,23 +30,40 @@ def test_settings_come_from_configs():
 
 
 @pytest.mark.slow
-def test_quick_comparison_end_to_end(tmp_path):
+def test_quick_comparison_end_to_end(tmp_path, monkeypatch):
     import compare_attention
 
     out = tmp_path / "compare"
-    assert compare_attention.main(["--quick", "--out", str(out)]) == 0
+    train_one = compare_attention.train_one
+
+    def interrupted(args, name, *rest, **kwargs):
+        if name == "cfsam":
+            raise KeyboardInterrupt
+        return train_one(args, name, *rest, **kwargs)
+
+    # Interrupted in its second run, the comparison leaves the first one's result.
+    monkeypatch.setattr(compare_attention, "train_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare_attention.main(["--quick", "--out", str(out)])
     with open(out / "compare.json") as f:
         result = json.load(f)
-    assert [r["variant"] for r in result["runs"]] == ["none", "cfsam"]
+    assert [r["variant"] for r in result["runs"]] == ["none"]
+    assert result["missing"] == [{"variant": "cfsam", "seed": 0}]
+    before = (out / "runs" / "none_seed0.json").stat().st_mtime_ns
+
+    # Started again, the finished run is kept, not trained again, and the rest is run.
+    monkeypatch.setattr(compare_attention, "train_one", train_one)
+    assert compare_attention.main(["--quick", "--out", str(out)]) == 0
+    assert (out / "runs" / "none_seed0.json").stat().st_mtime_ns == before
+    with open(out / "compare.json") as f:
+        result = json.load(f)
+    assert [r["variant"] for r in result["runs"]] == ["none", "cfsam"] and result["missing"] == []
     for run in result["runs"]:
         assert [e["epoch"] for e in run["epochs"]] == [1, 2]
         assert all(0.0 <= e["AP50"] <= 1.0 for e in run["epochs"])
         assert run["steps_per_epoch"] == 2
     assert result["runs"][1]["params"] > result["runs"][0]["params"]
-    # Started again, finished runs are kept, not trained again.
-    before = (out / "runs" / "none_seed0.json").stat().st_mtime_ns
-    assert compare_attention.main(["--quick", "--out", str(out)]) == 0
-    assert (out / "runs" / "none_seed0.json").stat().st_mtime_ns == before
+
     # A kept run made with other training flags is refused, not mixed into the table.
     with pytest.raises(
         ValueError, match=r"none_seed0\.json: a run made with other settings \(lr\)"
