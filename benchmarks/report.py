@@ -763,7 +763,13 @@ def _comparison_claims(summary, settings):
         out.append(line)
         epochs = len(s["curve"])
         reach = s["reaches_baseline_epoch"]
-        if reach is not None and reach < epochs:
+        if reach is not None and reach < epochs and min(len(s["seeds"]), len(base["seeds"])) < 2:
+            conv = (
+                f"Not shown {budget}: `{name}` reaches the baseline's final AP50 at epoch "
+                f"{reach} of {epochs}, but with one seed there is no spread to tell that from "
+                "seed noise."
+            )
+        elif reach is not None and reach < epochs:
             conv = (
                 f"Supported {budget}: `{name}` reaches the baseline's final AP50 at epoch "
                 f"{reach} of {epochs}."

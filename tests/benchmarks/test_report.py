@@ -331,6 +331,11 @@ def test_claims_follow_the_comparison():
     )
     assert "Not shown" in beats and "no difference from it" in beats
     assert "Not shown" in faster and "never" in faster
+    # With one seed each, reaching the baseline's final AP50 early is not evidence.
+    one_seed = [_run("none", 0, [0.1, 0.2, 0.30]), _run("cfsam", 0, [0.2, 0.35, 0.50])]
+    result = _result(one_seed, ["none", "cfsam"], [0])
+    _, faster, _ = report._comparison_claims(report.comparison_summary(result), result["settings"])
+    assert "Not shown" in faster and "epoch 2 of 3, but with one seed" in faster
 
 
 def test_load_is_set_against_the_core_count():
