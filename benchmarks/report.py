@@ -60,7 +60,8 @@ def comparison_summary(result):
 
     Returns:
         dict variant -> ``{"final": {metric: stats}, "curve": [mean AP50 per
-        epoch], "params", "attention", "attention_kwargs", "seeds",
+        epoch], "curve_stats": [AP50 stats per epoch], "params", "attention",
+        "attention_kwargs", "seeds",
         "reaches_baseline_epoch", "verdict"}``. ``verdict`` compares final AP50
         with the baseline's: "baseline", "better" / "worse" when the means
         differ by more than the larger of the two seed standard deviations,
@@ -81,6 +82,7 @@ def comparison_summary(result):
         summary[name] = {
             "final": {m: _stats([r["final"][m] for r in runs]) for m in METRICS},
             "curve": curve,
+            "curve_stats": [_stats([r["epochs"][i]["AP50"] for r in runs]) for i in range(epochs)],
             "params": runs[0]["params"],
             "attention": runs[0]["attention"],
             "attention_kwargs": runs[0]["attention_kwargs"],
@@ -770,10 +772,19 @@ def _comparison_claims(summary, settings):
                 "seed noise."
             )
         elif reach is not None and reach < epochs:
-            conv = (
-                f"Supported {budget}: `{name}` reaches the baseline's final AP50 at epoch "
-                f"{reach} of {epochs}."
-            )
+            a, b = s["curve_stats"][reach - 1], base["curve_stats"][reach - 1]
+            conv = f"`{name}` reaches the baseline's final AP50 at epoch {reach} of {epochs}"
+            if _compare(a, b) == 1:
+                conv = (
+                    f"Supported {budget}: {conv}, where it is above the baseline's AP50 of "
+                    f"that epoch by more than the seed spread ({a['mean']:.3f} against "
+                    f"{b['mean']:.3f})."
+                )
+            else:
+                conv = (
+                    f"Not shown {budget}: {conv}, but at that epoch it is within the seed "
+                    f"spread of the baseline's AP50 ({a['mean']:.3f} against {b['mean']:.3f})."
+                )
         else:
             conv = f"Not shown {budget}: `{name}` " + (
                 "never reaches the baseline's final AP50."
