@@ -75,14 +75,11 @@ def comparison_summary(result):
         if not runs:
             continue
         epochs = min(len(r["epochs"]) for r in runs)
-        curve = [
-            statistics.fmean(_finite([r["epochs"][i]["AP50"] for r in runs]) or [float("nan")])
-            for i in range(epochs)
-        ]
+        curve_stats = [_stats([r["epochs"][i]["AP50"] for r in runs]) for i in range(epochs)]
         summary[name] = {
             "final": {m: _stats([r["final"][m] for r in runs]) for m in METRICS},
-            "curve": curve,
-            "curve_stats": [_stats([r["epochs"][i]["AP50"] for r in runs]) for i in range(epochs)],
+            "curve": [st["mean"] for st in curve_stats],
+            "curve_stats": curve_stats,
             "params": runs[0]["params"],
             "attention": runs[0]["attention"],
             "attention_kwargs": runs[0]["attention_kwargs"],

@@ -240,6 +240,13 @@ def train_one(
     }
 
 
+def write_json(path, value):
+    """Writes ``value`` to ``path`` whole or not at all (a temporary file, then a rename)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 #: Flags that name where a run is kept, which runs to make, or how the work is
 #: spread, not what a run trains: a kept run is reused whatever they are.
 BOOKKEEPING = (
@@ -287,9 +294,7 @@ def run_or_reuse(runs_dir, name, seed, train, settings):
         print(f"{name} seed {seed}: done earlier, kept", flush=True)
         return record
     record = dict(train(), settings=settings)
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(path, record)
     final = record["final"]
     print(
         f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
@@ -309,10 +314,7 @@ def write_result(out, dataset, config, records, missing, load_before):
         "missing": missing,
         "machine": harness.machine(load_before),
     }
-    path = os.path.join(out, "compare.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(out, "compare.json"), result)
 
 
 def main(argv=None):
