@@ -55,18 +55,75 @@ def _stats(values):
     }
 
 
+def t_quantile_975(df):
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (two-sided 95%).
+
+    The density is integrated by Simpson's rule and the quantile found by bisection:
+    accurate to about 1e-6, with no dependency beyond ``math``.
+    """
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf_above_half(t, steps=2000):
+        h = t / steps
+        f = [c * (1 + (i * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(steps + 1)]
+        return h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    low, high = 0.0, 100.0
+    while high - low > 1e-7:
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf_above_half(mid) < 0.475 else (low, mid)
+    return (low + high) / 2
+
+
+def paired_difference(a, b):
+    """``a - b`` over the seeds both have, seed by seed.
+
+    With the same seed every variant sees the same data in the same order, so
+    the difference of two runs of one seed carries far less seed noise than the
+    difference of the two means.
+
+    Args:
+        a, b: dicts seed -> value (NaN / None values are left out).
+
+    Returns:
+        ``{"n", "mean", "low", "high", "above"}``: the number of seeds paired,
+        the mean difference, its 95% Student-t interval (NaN with fewer than 2
+        pairs) and on how many seeds ``a`` is higher.
+    """
+    seeds = [k for k in sorted(set(a) & set(b)) if len(_finite([a[k], b[k]])) == 2]
+    diffs = [a[k] - b[k] for k in seeds]
+    n = len(diffs)
+    mean = statistics.fmean(diffs) if diffs else float("nan")
+    half = t_quantile_975(n - 1) * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else float("nan")
+    return {
+        "n": n,
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "above": sum(d > 0 for d in diffs),
+    }
+
+
+def _compare(diff):
+    """1 / -1 when a `paired_difference`'s 95% interval is above / below 0, 0 when it
+    holds 0, None when fewer than 2 seeds pair up."""
+    if diff["n"] < 2:
+        return None
+    return 1 if diff["low"] > 0 else (-1 if diff["high"] < 0 else 0)
+
+
 def comparison_summary(result):
     """Per-variant statistics over seeds of a ``compare.json`` result.
 
     Returns:
         dict variant -> ``{"final": {metric: stats}, "curve": [mean AP50 per
-        epoch], "curve_stats": [AP50 stats per epoch], "params", "attention",
-        "attention_kwargs", "seeds",
-        "reaches_baseline_epoch", "verdict"}``. ``verdict`` compares final AP50
-        with the baseline's: "baseline", "better" / "worse" when the means
-        differ by more than the larger of the two seed standard deviations,
-        "no difference" when they do not, and "single seed" when there is no
-        spread to compare to.
+        epoch], "curve_stats": [AP50 stats per epoch], "ap50_by_seed": {seed:
+        [AP50 per epoch]}, "params", "attention", "attention_kwargs", "seeds",
+        "vs_baseline", "reaches_baseline_epoch", "verdict"}``. ``vs_baseline`` is
+        the `paired_difference` of final AP50 from the baseline's; ``verdict`` is
+        "baseline", "better" / "worse" when its 95% interval is above / below 0,
+        "no difference" when it holds 0, and "single seed" when fewer than 2
+        seeds pair up (no spread to compare to).
     """
     order = result["settings"]["variants"]
     by_variant = {name: [r for r in result["runs"] if r["variant"] == name] for name in order}
@@ -80,6 +137,8 @@ def comparison_summary(result):
             "final": {m: _stats([r["final"][m] for r in runs]) for m in METRICS},
             "curve": [st["mean"] for st in curve_stats],
             "curve_stats": curve_stats,
+            "ap50_by_seed": {r["seed"]: [e["AP50"] for e in r["epochs"][:epochs]] for r in runs},
+            "final_ap50_by_seed": {r["seed"]: r["final"]["AP50"] for r in runs},
             "params": runs[0]["params"],
             "attention": runs[0]["attention"],
             "attention_kwargs": runs[0]["attention_kwargs"],
@@ -88,32 +147,32 @@ def comparison_summary(result):
     base = summary.get("none")
     for name, s in summary.items():
         if base is None:
-            s["reaches_baseline_epoch"], s["verdict"] = None, "no baseline"
+            s["vs_baseline"], s["reaches_baseline_epoch"] = None, None
+            s["verdict"] = "no baseline"
             continue
         target = base["final"]["AP50"]["mean"]
         s["reaches_baseline_epoch"] = next(
             (i + 1 for i, v in enumerate(s["curve"]) if not math.isnan(v) and v >= target), None
         )
         if name == "none":
-            s["verdict"] = "baseline"
+            s["vs_baseline"], s["verdict"] = None, "baseline"
             continue
+        s["vs_baseline"] = paired_difference(s["final_ap50_by_seed"], base["final_ap50_by_seed"])
         s["verdict"] = {
             None: "single seed: no spread to compare to",
-            0: "no difference (within seed spread)",
+            0: "no difference (paired 95% interval holds 0)",
             1: "better",
             -1: "worse",
-        }[_compare(s["final"]["AP50"], base["final"]["AP50"])]
+        }[_compare(s["vs_baseline"])]
     return summary
 
 
-def _compare(a, b):
-    """1 / -1 when stats ``a``'s mean is above / below ``b``'s by more than the larger
-    seed standard deviation, 0 when within it, None when neither has a spread."""
-    spread = max(_finite([a["std"], b["std"]]) or [float("nan")])
-    if math.isnan(spread):
-        return None
-    diff = a["mean"] - b["mean"]
-    return 0 if abs(diff) <= spread else (1 if diff > 0 else -1)
+def epoch_difference(a, b, epoch):
+    """`paired_difference` of two summaries' AP50 at ``epoch`` (1-based)."""
+    return paired_difference(
+        {k: v[epoch - 1] for k, v in a["ap50_by_seed"].items()},
+        {k: v[epoch - 1] for k, v in b["ap50_by_seed"].items()},
+    )
 
 
 def _module_key(attention, attention_kwargs):
@@ -128,6 +187,30 @@ def demo_latency_ratios(cost_results):
         for r in cost_results["rows"]
         if r["group"] == cost.DEMO_GROUP
     }
+
+
+def difference_cell(diff):
+    """A `paired_difference` as a table cell: mean, 95% interval, seeds higher."""
+    if diff is None:
+        return ""
+    if diff["n"] == 0:
+        return "n/a"
+    if diff["n"] == 1:
+        return f"{diff['mean']:+.3f} (1 seed)"
+    return (
+        f"{diff['mean']:+.3f} ({diff['low']:+.3f} to {diff['high']:+.3f}); higher on "
+        f"{diff['above']} of {diff['n']}"
+    )
+
+
+#: How the table's paired column and verdict are made (the comparison and fine-tuning
+#: sections share the table).
+PAIRED_NOTE = (
+    "'AP50 - none' pairs each run with the baseline's run of the same seed (same "
+    "initial data order): the mean of those differences, its 95% Student-t interval, and on "
+    "how many seeds the variant is higher; 'AP50 vs none' says better or worse only when "
+    "that interval is above or below 0."
+)
 
 
 def _cell(stats):
@@ -153,9 +236,9 @@ def comparison_table(result, cost_results=None):
         + list(METRICS)
         + ["params (M)"]
         + (["latency vs none (demo model)"] if ratios is not None else [])
-        + ["first epoch >= none's final AP50", "AP50 vs none"]
+        + ["first epoch >= none's final AP50", "AP50 - none (paired by seed)", "AP50 vs none"]
     )
-    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 3) + "---|"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 4) + "---|---|"]
     for name, s in summary.items():
         cells = [name, str(len(s["seeds"]))] + [_cell(s["final"][m]) for m in METRICS]
         cells.append(f"{s['params'] / 1e6:.2f}")
@@ -164,6 +247,7 @@ def comparison_table(result, cost_results=None):
             cells.append("n/a" if ratio is None else f"x{ratio:.2f}")
         cells += [
             "never" if s["reaches_baseline_epoch"] is None else str(s["reaches_baseline_epoch"]),
+            difference_cell(s["vs_baseline"]),
             s["verdict"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -533,7 +617,8 @@ def _comparison_section(result, cost_results, rel_dir):
         + _convergence_sentence(result)
         + "Per-epoch training times are in the JSON (epoch 1 includes graph tracing). "
         "Cells are mean ± standard deviation over seeds (one number when one seed). "
-        + latency_text,
+        + PAIRED_NOTE
+        + (" " + latency_text if latency_text else ""),
         "",
         comparison_table(result, cost_results),
         "",
@@ -598,7 +683,7 @@ def _finetune_section(result, rel_dir):
         f"(`add_attention`, {s['attention_kwargs'] or 'default arguments'}). {s['optimizer']} "
         f"lr {s['lr']:g} ({s['schedule']}), batch {s['batch_size']}, seeds {s['seeds']}; "
         f"{len(runs)} runs, {minutes:.0f} min in all. Cells are mean ± standard deviation over "
-        "seeds.",
+        "seeds. " + PAIRED_NOTE,
         "",
         comparison_table(result),
         "",
@@ -747,47 +832,41 @@ def _comparison_claims(summary, settings):
     others = {n: s for n, s in summary.items() if n in ("se", "cbam", "eca")}
     for name in cfsams:
         s = summary[name]
-        a, b = s["final"]["AP50"], base["final"]["AP50"]
-        verdict = s["verdict"]
-        word = {"better": "Supported", "worse": "Contradicted"}.get(verdict, "Not shown")
+        diff = s["vs_baseline"]
+        word = {"better": "Supported", "worse": "Contradicted"}.get(s["verdict"], "Not shown")
         line = (
             f"- **CFSAM beats the baseline** (`{name}`): {word} {budget}: AP50 "
-            f"{a['mean']:.3f} against {b['mean']:.3f} ({verdict})."
+            f"{s['final']['AP50']['mean']:.3f} against {base['final']['AP50']['mean']:.3f}; "
+            f"difference paired by seed {difference_cell(diff)}."
         )
         if others:
             best = max(others, key=lambda n: others[n]["final"]["AP50"]["mean"])
-            o = others[best]["final"]["AP50"]
-            rel = {1: "above", -1: "below"}.get(_compare(a, o), "no difference from")
-            line += f" Against the best other module ({best}, AP50 {o['mean']:.3f}): {rel} it."
-        out.append(line)
-        epochs = len(s["curve"])
-        reach = s["reaches_baseline_epoch"]
-        if reach is not None and reach < epochs and min(len(s["seeds"]), len(base["seeds"])) < 2:
-            conv = (
-                f"Not shown {budget}: `{name}` reaches the baseline's final AP50 at epoch "
-                f"{reach} of {epochs}, but with one seed there is no spread to tell that from "
-                "seed noise."
+            vs = paired_difference(s["final_ap50_by_seed"], others[best]["final_ap50_by_seed"])
+            rel = {1: "above", -1: "below"}.get(_compare(vs), "no difference from")
+            line += (
+                f" Against the best other module ({best}, AP50 "
+                f"{others[best]['final']['AP50']['mean']:.3f}): {rel} it, paired by seed "
+                f"{difference_cell(vs)}."
             )
-        elif reach is not None and reach < epochs:
-            a, b = s["curve_stats"][reach - 1], base["curve_stats"][reach - 1]
-            conv = f"`{name}` reaches the baseline's final AP50 at epoch {reach} of {epochs}"
-            if _compare(a, b) == 1:
-                conv = (
-                    f"Supported {budget}: {conv}, where it is above the baseline's AP50 of "
-                    f"that epoch by more than the seed spread ({a['mean']:.3f} against "
-                    f"{b['mean']:.3f})."
-                )
-            else:
-                conv = (
-                    f"Not shown {budget}: {conv}, but at that epoch it is within the seed "
-                    f"spread of the baseline's AP50 ({a['mean']:.3f} against {b['mean']:.3f})."
-                )
-        else:
+        out.append(line)
+        epochs, reach = len(s["curve"]), s["reaches_baseline_epoch"]
+        if reach is None or reach == epochs:
             conv = f"Not shown {budget}: `{name}` " + (
                 "never reaches the baseline's final AP50."
                 if reach is None
                 else "reaches the baseline's final AP50 only at the last epoch."
             )
+        else:
+            at = epoch_difference(s, base, reach)
+            conv = (
+                f"`{name}` reaches the baseline's final AP50 at epoch {reach} of {epochs}; its "
+                f"AP50 there minus the baseline's, paired by seed: {difference_cell(at)}"
+            )
+            conv = {
+                1: f"Supported {budget}: {conv}, above 0.",
+                None: f"Not shown {budget}: {conv}; with one seed there is no spread to tell "
+                "that from seed noise.",
+            }.get(_compare(at), f"Not shown {budget}: {conv}, an interval that holds 0.")
         out.append(f"- **Faster convergence** (`{name}`): {conv}")
     if (baseline_convergence(summary) or {}).get("converged"):
         out.append(

@@ -123,24 +123,52 @@ def _table_rows(text, first_cell):
     return [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
 
 
-def test_verdicts_follow_the_seed_spread():
-    runs = [
-        _run("none", 0, [0.1, 0.2, 0.30]),
-        _run("none", 1, [0.1, 0.2, 0.34]),
-        _run("cfsam", 0, [0.2, 0.3, 0.33]),
-        _run("cfsam", 1, [0.2, 0.35, 0.35]),
-        _run("se", 0, [0.3, 0.5, 0.60]),
-        _run("se", 1, [0.3, 0.5, 0.62]),
+def test_t_quantile_matches_the_published_table():
+    for df, t in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)]:
+        assert report.t_quantile_975(df) == pytest.approx(t, abs=1e-3)
+
+
+def test_verdicts_pair_runs_by_seed():
+    # Seeds move AP50 far more than the modules do: cfsam is 0.02 above the baseline on
+    # every seed, well inside the seed spread of either mean.
+    base = {0: 0.68, 1: 0.73, 2: 0.76}
+    runs = [_run("none", k, [0.1, 0.2, v]) for k, v in base.items()]
+    runs += [
+        _run("cfsam", k, [0.2, 0.3, v + d]) for (k, v), d in zip(base.items(), (0.021, 0.019, 0.02))
     ]
-    summary = report.comparison_summary(_result(runs, ["none", "cfsam", "se"], [0, 1]))
+    runs += [
+        _run("se", k, [0.1, 0.2, v + d]) for (k, v), d in zip(base.items(), (0.04, -0.01, 0.01))
+    ]
+    runs += [_run("eca", k, [0.1, 0.2, v - 0.03 - k / 1000]) for k, v in base.items()]
+    result = _result(runs[::-1], ["none", "cfsam", "se", "eca"], [0, 1, 2])
+    summary = report.comparison_summary(result)
     assert summary["none"]["verdict"] == "baseline"
-    assert summary["none"]["final"]["AP50"]["mean"] == pytest.approx(0.32)
-    assert summary["cfsam"]["verdict"] == "no difference (within seed spread)"
-    assert summary["se"]["verdict"] == "better"
-    # Baseline's final mean AP50 is 0.32: cfsam's mean curve reaches it at epoch 2.
-    assert summary["cfsam"]["reaches_baseline_epoch"] == 2
-    assert summary["se"]["reaches_baseline_epoch"] == 2
-    assert summary["none"]["reaches_baseline_epoch"] == 3
+    assert summary["none"]["final"]["AP50"]["mean"] == pytest.approx(0.7233, abs=1e-4)
+    cfsam = summary["cfsam"]["vs_baseline"]
+    assert (cfsam["n"], cfsam["above"]) == (3, 3) and cfsam["mean"] == pytest.approx(0.02)
+    half = report.t_quantile_975(2) * 0.001 / 3**0.5
+    assert (cfsam["low"], cfsam["high"]) == pytest.approx((0.02 - half, 0.02 + half))
+    assert summary["cfsam"]["verdict"] == "better"
+    assert summary["se"]["verdict"] == "no difference (paired 95% interval holds 0)"
+    assert summary["se"]["vs_baseline"]["above"] == 2
+    assert summary["eca"]["verdict"] == "worse"
+    table = report.comparison_table(result)
+    assert "| +0.020 (+0.018 to +0.022); higher on 3 of 3 | better |" in table
+    # Only seeds both variants have are paired: one in common is no spread at all.
+    result = _result(
+        [
+            _run("none", 0, [0.5]),
+            _run("none", 1, [0.6]),
+            _run("se", 1, [0.9]),
+            _run("se", 2, [0.1]),
+        ],
+        ["none", "se"],
+        [0, 1, 2],
+    )
+    se = report.comparison_summary(result)["se"]
+    assert se["vs_baseline"]["n"] == 1 and se["vs_baseline"]["mean"] == pytest.approx(0.3)
+    assert se["verdict"].startswith("single seed")
+    assert "| +0.300 (1 seed) | single seed" in report.comparison_table(result)
 
 
 def test_single_seed_is_never_called_a_difference():
@@ -313,9 +341,9 @@ def test_committed_page_is_rendered_from_the_committed_json(monkeypatch):
 def test_claims_follow_the_comparison():
     runs = [
         _run("none", 0, [0.1, 0.2, 0.30]),
-        _run("none", 1, [0.1, 0.2, 0.32]),
+        _run("none", 1, [0.1, 0.3, 0.32]),
         _run("cfsam", 0, [0.2, 0.35, 0.50]),
-        _run("cfsam", 1, [0.2, 0.34, 0.52]),
+        _run("cfsam", 1, [0.2, 0.46, 0.52]),
         _run("se", 0, [0.1, 0.2, 0.31]),
         _run("se", 1, [0.1, 0.2, 0.30]),
     ]
@@ -324,12 +352,14 @@ def test_claims_follow_the_comparison():
         report.comparison_summary(result), result["settings"]
     )
     assert "Supported" in beats and "0.510 against 0.310" in beats and "above it" in beats
-    assert "Supported" in faster and "epoch 2 of 3" in faster and "0.345 against 0.200" in faster
-    # Reaching the baseline's final AP50 early is not enough when, at that epoch, the seeds
-    # of the two overlap.
-    runs[0], runs[1] = _run("none", 0, [0.1, 0.3, 0.30]), _run("none", 1, [0.1, 0.4, 0.32])
+    assert "higher on 2 of 2." in beats
+    # At epoch 2 cfsam is above the baseline by 0.15 and 0.16 on the two seeds.
+    assert "Supported" in faster and "epoch 2 of 3" in faster and "+0.155 (" in faster
+    # Reaching the baseline's final AP50 early is not enough when the paired differences
+    # at that epoch spread across 0.
+    runs[0], runs[1] = _run("none", 0, [0.1, 0.4, 0.30]), _run("none", 1, [0.1, 0.3, 0.32])
     _, faster, _ = report._comparison_claims(report.comparison_summary(result), result["settings"])
-    assert "Not shown" in faster and "epoch 2 of 3, but at that epoch it is within" in faster
+    assert "Not shown" in faster and "epoch 2 of 3" in faster and "holds 0" in faster
     runs[2], runs[3] = _run("cfsam", 0, [0.1, 0.2, 0.31]), _run("cfsam", 1, [0.1, 0.2, 0.30])
     beats, faster, _ = report._comparison_claims(
         report.comparison_summary(result), result["settings"]
@@ -340,7 +370,7 @@ def test_claims_follow_the_comparison():
     one_seed = [_run("none", 0, [0.1, 0.2, 0.30]), _run("cfsam", 0, [0.2, 0.35, 0.50])]
     result = _result(one_seed, ["none", "cfsam"], [0])
     _, faster, _ = report._comparison_claims(report.comparison_summary(result), result["settings"])
-    assert "Not shown" in faster and "epoch 2 of 3, but with one seed" in faster
+    assert "Not shown" in faster and "epoch 2 of 3" in faster and "with one seed" in faster
 
 
 def test_load_is_set_against_the_core_count():
