@@ -206,10 +206,10 @@ def difference_cell(diff):
 #: How the table's paired column and verdict are made (the comparison and fine-tuning
 #: sections share the table).
 PAIRED_NOTE = (
-    "'AP50 - none' pairs each run with the baseline's run of the same seed (same "
-    "data order and augmentation draws): the mean of those differences, its 95% Student-t interval, and on "
-    "how many seeds the variant is higher; 'AP50 vs none' says better or worse only when "
-    "that interval is above or below 0."
+    "'AP50 - none' pairs each run with the baseline's run of the same seed (same data "
+    "order and augmentation draws): the mean of those differences, its 95% Student-t "
+    "interval, and on how many seeds the variant is higher; 'AP50 vs none' says better or "
+    "worse only when that interval is above or below 0."
 )
 
 
