@@ -111,9 +111,10 @@ def main(argv=None):
             model, args, args.epochs * steps, warmup_steps=round(args.warmup_epochs * steps)
         )
     train_data = common.train_data(strategy, args, train_source, model, augment=not args.no_augment)
+    evaluation = common.evaluation_callback(args, val_source, run_dir)
     callbacks = training.build_callbacks(
         run_dir,
-        common.evaluation_callback(args, val_source, run_dir),
+        evaluation,
         monitor="val_AP50",
         train_source=train_source,
     )
@@ -132,12 +133,18 @@ def main(argv=None):
     if not training.is_chief():
         return 0
 
-    # The model after the last epoch, on the whole val split.
     det = detector(model)
-    t = time.perf_counter()
-    metrics = validation_metrics(det, val_source)
-    timings["evaluation"] = time.perf_counter() - t
     notes = [run_report.machine_note(load_averages)]
+    t = time.perf_counter()
+    results, reused = final_evaluation(evaluation, args, det, val_source)
+    if reused:
+        notes.append(
+            f"The final metrics are the evaluation after epoch {args.epochs}, made during "
+            "training (its time is in the training's), not repeated."
+        )
+    else:
+        timings["evaluation"] = time.perf_counter() - t
+    metrics = validation_metrics(results)
     if not args.skip_export:
         t = time.perf_counter()
         metrics.update(export_and_score(model, run_dir.root, train_source, val_source))
@@ -177,9 +184,17 @@ def main(argv=None):
     return 0
 
 
-def validation_metrics(det, val_source):
-    """COCO AP numbers and VOC07 mAP of the detector ``det`` on the val split."""
-    results = evaluate_detector(det, val_source, batch_size=16)
+def final_evaluation(evaluation, args, det, val_source):
+    """The final weights' ``evaluate_detector`` result on the whole val split, and whether
+    it is the evaluation callback's of the last epoch (same detector settings) rather
+    than a pass made now."""
+    if evaluation and evaluation.last_epoch == args.epochs - 1 and not args.eval_images:
+        return evaluation.last_results, True
+    return evaluate_detector(det, val_source, batch_size=16), False
+
+
+def validation_metrics(results):
+    """COCO AP numbers and VOC07 mAP of an ``evaluate_detector`` result."""
     metrics = {k: float(results["coco"][k]) for k in REPORTED_COCO}
     metrics["VOC07 mAP"] = float(results["voc_map"])
     return metrics

@@ -60,6 +60,11 @@ class EvaluationCallback(keras.callbacks.Callback):
         **evaluate_kwargs: more arguments for ``evaluate_detector`` (e.g.
             ``max_images``, ``input_size``, ``coco_gt``).
 
+    Attributes:
+        last_results: ``evaluate_detector``'s dict of the latest evaluation.
+        last_epoch: the (0-based) epoch after which ``fit`` ran that evaluation;
+            None before any, or when the latest was a direct ``evaluate()`` call.
+
     Example:
     >>> model.fit(train_ds, epochs=12, callbacks=[
     ...     EvaluationCallback(val_data=cfsam_keras.data.coco(ann, images), every_n_epochs=2),
@@ -101,6 +106,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.evaluate_kwargs = evaluate_kwargs
         self._writer = None
         self.last_results = None
+        self.last_epoch = None
 
     def _build_detector(self):
         target = self._given if self._given is not None else self.model
@@ -122,6 +128,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         kwargs = dict(self.evaluate_kwargs)
         kwargs.setdefault("batch_size", self.batch_size)
         self.last_results = evaluate_detector(self.detector, self.val_data, **kwargs)
+        self.last_epoch = None
         return self.last_results
 
     def on_epoch_end(self, epoch, logs=None):
@@ -131,6 +138,7 @@ class EvaluationCallback(keras.callbacks.Callback):
             logs.update({self.prefix + k: math.nan for k in LOGGED_KEYS})
             return
         values = logged_metrics(self.evaluate())
+        self.last_epoch = epoch
         logs.update({self.prefix + k: float(v) for k, v in values.items()})
         if self.log_dir:
             self._write_scalars(values, epoch)

@@ -52,6 +52,11 @@ def test_adds_val_keys_for_later_callbacks(tmp_path):
     assert float(rows[1]["val_AP"]) == pytest.approx(1.0)
     assert os.listdir(tmp_path / "logs" / "evaluation")  # TensorBoard event file
     assert evaluation.last_results["coco"]["AR100"] == pytest.approx(1.0)
+    assert evaluation.last_epoch == 1  # the epoch whose weights last_results scored
+    _tiny_fit([evaluation], epochs=3)  # evaluates after epoch 2 only, not 3
+    assert evaluation.last_epoch == 1
+    evaluation.evaluate()  # a direct call is of no epoch
+    assert evaluation.last_epoch is None
 
 
 def test_argument_validation():

@@ -136,6 +136,21 @@ def test_mixed_precision_none_is_decided_by_the_cpu_and_recorded(tmp_path, monke
     assert json.load(open(tmp_path / "r" / "config.json"))["mixed_precision"] is native
 
 
+def test_final_metrics_reuse_the_last_epochs_evaluation_only(monkeypatch):
+    import types
+
+    import demo
+
+    monkeypatch.setattr(demo, "evaluate_detector", lambda *a, **k: "evaluated now")
+    args = types.SimpleNamespace(epochs=16, eval_images=0)
+    callback = types.SimpleNamespace(last_epoch=15, last_results="epoch 16's")
+    assert demo.final_evaluation(callback, args, None, None) == ("epoch 16's", True)
+    for last_epoch, eval_images in ((11, 0), (None, 0), (15, 100)):
+        callback.last_epoch, args.eval_images = last_epoch, eval_images
+        assert demo.final_evaluation(callback, args, None, None) == ("evaluated now", False)
+    assert demo.final_evaluation(None, args, None, None) == ("evaluated now", False)
+
+
 def test_loc_weight_reaches_the_loss():
     import common
     import demo
@@ -269,6 +284,9 @@ def test_demo_killed_in_epoch_two_resumes_and_runs_to_the_end(tmp_path, shapes_d
     assert json.load(open(os.path.join(out, "config.json")))["deterministic"] is True
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert 0.0 <= metrics["AP50"] <= 1.0
+    # Evaluated after every epoch: the final numbers are epoch 3's, not a second pass.
+    assert "evaluation after epoch 3, made during training" in report
+    assert metrics["AP50"] == pytest.approx(rows[-1]["val_AP50"])
     for key in ("AP50 TFLite float32", "AP50 TFLite int8", "AP50 ONNX"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert abs(metrics["AP50 ONNX"] - metrics["AP50"]) <= 0.005
