@@ -36,6 +36,7 @@ from cfsam_keras import data
 from cfsam_keras import training
 from cfsam_keras.evaluation import EvaluationCallback
 from cfsam_keras.evaluation.evaluation_callback import LOGGED_KEYS
+from cfsam_keras.training.callbacks import atomic_write_json
 from cfsam_keras.validation import flag
 from cfsam_keras.validation import positive_int
 
@@ -240,13 +241,6 @@ def train_one(
     }
 
 
-def write_json(path, value):
-    """Writes ``value`` to ``path`` whole or not at all (a temporary file, then a rename)."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 #: Flags that name where a run is kept, which runs to make, or how the work is
 #: spread, not what a run trains: a kept run is reused whatever they are.
 BOOKKEEPING = (
@@ -294,7 +288,7 @@ def run_or_reuse(runs_dir, name, seed, train, settings):
         print(f"{name} seed {seed}: done earlier, kept", flush=True)
         return record
     record = dict(train(), settings=settings)
-    write_json(path, record)
+    atomic_write_json(record, path)
     final = record["final"]
     print(
         f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
@@ -314,7 +308,7 @@ def write_result(out, dataset, config, records, missing, load_before):
         "missing": missing,
         "machine": harness.machine(load_before),
     }
-    write_json(os.path.join(out, "compare.json"), result)
+    atomic_write_json(result, os.path.join(out, "compare.json"))
 
 
 def main(argv=None):

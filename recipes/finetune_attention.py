@@ -20,7 +20,6 @@ OUT/runs/, and OUT/compare.md and OUT/convergence.png.
 
 import argparse
 import functools
-import json
 import os
 import sys
 
@@ -39,6 +38,7 @@ from cfsam_keras.evaluation.evaluation_callback import logged_metrics
 from cfsam_keras.models import add_attention
 from cfsam_keras.models import detector
 from cfsam_keras.models import model_config
+from cfsam_keras.training.callbacks import atomic_write_json
 
 
 def dataset_defaults(name):
@@ -154,8 +154,7 @@ def main(argv=None):
         "runs": records,
         "machine": harness.machine(load_before),
     }
-    with open(os.path.join(args.out, "compare.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    atomic_write_json(result, os.path.join(args.out, "compare.json"))
     report.write_comparison(args.out)
     print(f"wrote {os.path.join(args.out, 'compare.json')}, compare.md and convergence.png")
     return 0
