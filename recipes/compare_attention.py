@@ -119,6 +119,12 @@ def parser(argv):
         action="store_true",
         help="a smoke run: tiny data and model, 2 epochs of 2 steps, seed 0, none + cfsam",
     )
+    g.add_argument(
+        "--collect",
+        action="store_true",
+        help="write OUT/compare.json from the runs kept in OUT/runs and train nothing "
+        "(the rest are listed as missing)",
+    )
     return p
 
 
@@ -245,6 +251,7 @@ def train_one(
 #: spread, not what a run trains: a kept run is reused whatever they are.
 BOOKKEEPING = (
     "attention",
+    "collect",
     "config",
     "data_dir",
     "kv_pool_size",
@@ -265,37 +272,72 @@ def run_settings(args):
     return json.loads(json.dumps(kept))
 
 
-def run_or_reuse(runs_dir, name, seed, train, settings):
-    """The record of one (variant, seed): read from ``runs_dir`` when an earlier start
-    finished it with the same ``settings`` (`run_settings`), else ``train()``'s, written
-    there atomically with ``settings``. Prints one line.
+def kept_run(runs_dir, name, seed, settings):
+    """The record of one (variant, seed) that an earlier start kept in ``runs_dir``, or
+    None when there is none.
 
     Raises:
-        ValueError: the kept run was made with other settings (naming the file and
-            the flags that differ).
+        ValueError: the kept run was made with other ``settings`` (`run_settings`),
+            naming the file and the flags that differ.
     """
     path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
-    if os.path.isfile(path):
-        with open(path) as f:
-            record = json.load(f)
-        kept = record.get("settings", {})
-        differ = sorted(k for k in set(kept) | set(settings) if kept.get(k) != settings.get(k))
-        if differ:
-            raise ValueError(
-                f"{path}: a run made with other settings ({', '.join(differ)}); "
-                "delete it or choose another --out"
-            )
-        print(f"{name} seed {seed}: done earlier, kept", flush=True)
-        return record
-    record = dict(train(), settings=settings)
-    atomic_write_json(record, path)
-    final = record["final"]
-    print(
-        f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
-        f"({record['wall_seconds']:.0f} s)",
-        flush=True,
-    )
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    kept = record.get("settings", {})
+    differ = sorted(k for k in set(kept) | set(settings) if kept.get(k) != settings.get(k))
+    if differ:
+        raise ValueError(
+            f"{path}: a run made with other settings ({', '.join(differ)}); "
+            "delete it or choose another --out"
+        )
     return record
+
+
+def run_grid(runs_dir, grid, settings, train, write=None):
+    """Every (variant, seed) pair of ``grid``, in its order: kept or trained.
+
+    The runs an earlier start kept in ``runs_dir`` with the same ``settings`` are
+    read first (one made with other settings is refused before anything trains);
+    the others are made by ``train(name, seed)`` and kept there, atomically, with
+    ``settings``. ``write(runs, missing)``, when given, is called with the finished
+    runs (grid order) and the pairs still missing once the kept runs are read and
+    again after every new run, so an interrupted comparison leaves all it finished.
+    ``train=None`` trains nothing.
+
+    Returns:
+        The records of the finished pairs, in grid order.
+    """
+    records = {}
+    for name, seed in grid:
+        record = kept_run(runs_dir, name, seed, settings)
+        if record is not None:
+            print(f"{name} seed {seed}: done earlier, kept", flush=True)
+            records[name, seed] = record
+
+    def progress():
+        if write is not None:
+            write(
+                [records[p] for p in grid if p in records],
+                [{"variant": n, "seed": s} for n, s in grid if (n, s) not in records],
+            )
+
+    progress()
+    for name, seed in grid:
+        if (name, seed) in records or train is None:
+            continue
+        record = dict(train(name, seed), settings=settings)
+        atomic_write_json(record, os.path.join(runs_dir, f"{name}_seed{seed}.json"))
+        final = record["final"]
+        print(
+            f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
+            f"({record['wall_seconds']:.0f} s)",
+            flush=True,
+        )
+        records[name, seed] = record
+        progress()
+    return [records[p] for p in grid if p in records]
 
 
 def write_result(out, dataset, config, records, missing, load_before):
@@ -332,7 +374,7 @@ def main(argv=None):
 
     load_before = harness.load_average()
     strategy = common.start_runtime(args)
-    sources = load_sources(args)
+    sources = None if args.collect else load_sources(args)
     runs_dir = os.path.join(args.out, "runs")
     os.makedirs(runs_dir, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k != "config"}
@@ -340,22 +382,18 @@ def main(argv=None):
         anchor_preset=settings[1], backbone_kwargs=settings[2], variants=names, seeds=seeds
     )
     grid = [(name, seed) for seed in seeds for name in names]
-    records = []
-    for name, seed in grid:
+
+    def train(name, seed):
         attention, kwargs = all_variants[name]
-        record = run_or_reuse(
-            runs_dir,
-            name,
-            seed,
-            functools.partial(
-                train_one, args, name, attention, kwargs, seed, sources, settings, strategy
-            ),
-            run_settings(args),
-        )
-        records.append(record)
-        # Rewritten after every run: an interrupted comparison leaves the runs it finished.
-        missing = [{"variant": n, "seed": s} for n, s in grid[len(records) :]]
-        write_result(args.out, args.dataset, config, records, missing, load_before)
+        return train_one(args, name, attention, kwargs, seed, sources, settings, strategy)
+
+    run_grid(
+        runs_dir,
+        grid,
+        run_settings(args),
+        None if args.collect else train,
+        functools.partial(write_result, args.out, args.dataset, config, load_before=load_before),
+    )
     print(
         f"wrote {os.path.join(args.out, 'compare.json')}; render it with "
         "python benchmarks/report.py"

@@ -19,7 +19,6 @@ OUT/runs/, and OUT/compare.md and OUT/convergence.png.
 """
 
 import argparse
-import functools
 import os
 import sys
 
@@ -129,21 +128,17 @@ def main(argv=None):
     runs_dir = os.path.join(args.out, "runs")
     os.makedirs(runs_dir, exist_ok=True)
     arms = {"none": ("none", {}), args.attention: (args.attention, attention_kwargs)}
-    records = []
-    for seed in seeds:
-        for name, (attention, kwargs) in arms.items():
-            record = compare_attention.run_or_reuse(
-                runs_dir,
-                name,
-                seed,
-                functools.partial(
-                    compare_attention.train_one,
-                    *(args, name, attention, kwargs, seed, sources, settings, strategy),
-                    make_model=make_model,
-                ),
-                compare_attention.run_settings(args),
-            )
-            records.append(record)
+
+    def train(name, seed):
+        attention, kwargs = arms[name]
+        return compare_attention.train_one(
+            args, name, attention, kwargs, seed, sources, settings, strategy, make_model
+        )
+
+    grid = [(name, seed) for seed in seeds for name in arms]
+    records = compare_attention.run_grid(
+        runs_dir, grid, compare_attention.run_settings(args), train
+    )
     config = {k: v for k, v in vars(args).items() if k != "config"}
     config.update(variants=list(arms), seeds=seeds, attention_kwargs=attention_kwargs)
     result = {

@@ -1,6 +1,7 @@
 """The attention comparison recipe: its settings, refusals and a quick end-to-end run."""
 
 import json
+import os
 
 import pytest
 
@@ -29,6 +30,53 @@ def test_settings_come_from_configs():
     assert variants["cfsam_kv4"] == ("cfsam", dict(cfsam, kv_pool_size=4))
 
 
+def test_run_grid_reads_every_kept_run_first_and_refuses_other_settings_early(tmp_path):
+    import compare_attention
+
+    def record(name, seed):
+        return {"variant": name, "seed": seed, "final": {"AP50": 0.5, "AP": 0.3}, "wall_seconds": 1}
+
+    runs = str(tmp_path)
+    grid = [(n, s) for s in (0, 1) for n in ("none", "cfsam")]
+    settings = {"lr": 0.002}
+    compare_attention.atomic_write_json(
+        dict(record("cfsam", 1), settings=settings), os.path.join(runs, "cfsam_seed1.json")
+    )
+    trained, written = [], []
+
+    def train(name, seed):
+        if (name, seed) == ("cfsam", 0):
+            raise KeyboardInterrupt
+        trained.append((name, seed))
+        return record(name, seed)
+
+    def write(records, missing):
+        written.append(([(r["variant"], r["seed"]) for r in records], missing))
+
+    with pytest.raises(KeyboardInterrupt):
+        compare_attention.run_grid(runs, grid, settings, train, write)
+    # A run kept from an earlier start is in compare.json from the start, wherever it
+    # stands in the grid, and the pairs left are named as missing.
+    assert written[0][0] == [("cfsam", 1)]
+    assert written[-1][0] == [("none", 0), ("cfsam", 1)]
+    assert written[-1][1] == [{"variant": "cfsam", "seed": 0}, {"variant": "none", "seed": 1}]
+    assert trained == [("none", 0)]
+    # Collecting trains nothing: the finished runs, and the rest named as missing.
+    assert len(compare_attention.run_grid(runs, grid, settings, None, write)) == 2
+    assert written[-1][0] == [("none", 0), ("cfsam", 1)] and len(written[-1][1]) == 2
+    # Started again: only what is missing trains; the records come back in grid order.
+    trained.clear()
+    records = compare_attention.run_grid(runs, grid, settings, lambda n, s: record(n, s), write)
+    assert [(r["variant"], r["seed"]) for r in records] == grid
+    assert written[-1][1] == [] and all(r["settings"] == settings for r in records)
+    # A kept run made with other flags stops the comparison before anything trains.
+    with pytest.raises(
+        ValueError, match=r"none_seed0\.json: a run made with other settings \(lr\)"
+    ):
+        compare_attention.run_grid(runs, grid, {"lr": 0.01}, train, write)
+    assert trained == []
+
+
 @pytest.mark.slow
 def test_quick_comparison_end_to_end(tmp_path, monkeypatch):
     import compare_attention
@@ -50,6 +98,11 @@ def test_quick_comparison_end_to_end(tmp_path, monkeypatch):
     assert [r["variant"] for r in result["runs"]] == ["none"]
     assert result["missing"] == [{"variant": "cfsam", "seed": 0}]
     before = (out / "runs" / "none_seed0.json").stat().st_mtime_ns
+    (out / "compare.json").unlink()
+    assert compare_attention.main(["--quick", "--out", str(out), "--collect"]) == 0
+    with open(out / "compare.json") as f:
+        assert json.load(f)["missing"] == [{"variant": "cfsam", "seed": 0}]
+    assert (out / "runs" / "none_seed0.json").stat().st_mtime_ns == before
 
     # Started again, the finished run is kept, not trained again, and the rest is run.
     monkeypatch.setattr(compare_attention, "train_one", train_one)
