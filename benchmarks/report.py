@@ -119,7 +119,9 @@ def comparison_summary(result):
         dict variant -> ``{"final": {metric: stats}, "curve": [mean AP50 per
         epoch], "curve_stats": [AP50 stats per epoch], "ap50_by_seed": {seed:
         [AP50 per epoch]}, "params", "attention", "attention_kwargs", "seeds",
-        "vs_baseline", "reaches_baseline_epoch", "verdict"}``. ``vs_baseline`` is
+        "paired_seeds", "vs_baseline", "reaches_baseline_epoch", "verdict"}``.
+        ``paired_seeds`` are the seeds the variant and the baseline both have,
+        ``reaches_baseline_epoch`` is `reach_epoch` on them, ``vs_baseline`` is
         the `paired_difference` of final AP50 from the baseline's; ``verdict`` is
         "baseline", "better" / "worse" when its 95% interval is above / below 0,
         "no difference" when it holds 0, and "single seed" when fewer than 2
@@ -147,13 +149,12 @@ def comparison_summary(result):
     base = summary.get("none")
     for name, s in summary.items():
         if base is None:
-            s["vs_baseline"], s["reaches_baseline_epoch"] = None, None
+            s["vs_baseline"], s["reaches_baseline_epoch"], s["paired_seeds"] = None, None, []
             s["verdict"] = "no baseline"
             continue
-        target = base["final"]["AP50"]["mean"]
-        s["reaches_baseline_epoch"] = next(
-            (i + 1 for i, v in enumerate(s["curve"]) if not math.isnan(v) and v >= target), None
-        )
+        # On the seeds both have: a mean over other seeds would mix seed noise in.
+        s["paired_seeds"] = sorted(set(s["seeds"]) & set(base["seeds"]))
+        s["reaches_baseline_epoch"] = reach_epoch(s, base, s["paired_seeds"])
         if name == "none":
             s["vs_baseline"], s["verdict"] = None, "baseline"
             continue
@@ -165,6 +166,20 @@ def comparison_summary(result):
             -1: "worse",
         }[_compare(s["vs_baseline"])]
     return summary
+
+
+def reach_epoch(a, b, seeds):
+    """The first epoch (1-based) at which summary ``a``'s AP50, averaged over ``seeds``,
+    is at least summary ``b``'s final AP50 averaged over the same seeds; None if never."""
+    if not seeds:
+        return None
+    target = statistics.fmean(b["final_ap50_by_seed"][k] for k in seeds)
+    curves = [a["ap50_by_seed"][k] for k in seeds]
+    for i in range(min(len(c) for c in curves)):
+        values = _finite([c[i] for c in curves])
+        if len(values) == len(curves) and statistics.fmean(values) >= target:
+            return i + 1
+    return None
 
 
 def epoch_difference(a, b, epoch):
@@ -236,7 +251,11 @@ def comparison_table(result, cost_results=None):
         + list(METRICS)
         + ["params (M)"]
         + (["latency vs none (demo model)"] if ratios is not None else [])
-        + ["first epoch >= none's final AP50", "AP50 - none (paired by seed)", "AP50 vs none"]
+        + [
+            "first epoch >= none's final AP50 (same seeds)",
+            "AP50 - none (paired by seed)",
+            "AP50 vs none",
+        ]
     )
     lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 4) + "---|---|"]
     for name, s in summary.items():
@@ -824,29 +843,31 @@ def _comparison_claims(summary, settings):
     cfsams = [n for n in summary if n.startswith("cfsam")]
     if not base or not cfsams:
         return []
-    budget = (
-        f"on the CPU-sized built-in comparison ({settings['epochs']} epochs, "
-        f"{len(base['seeds'])} seed(s))"
-    )
     out = []
     others = {n: s for n, s in summary.items() if n in ("se", "cbam", "eca")}
     for name in cfsams:
         s = summary[name]
-        diff = s["vs_baseline"]
-        word = {"better": "Supported", "worse": "Contradicted"}.get(s["verdict"], "Not shown")
-        line = (
-            f"- **CFSAM beats the baseline** (`{name}`): {word} {budget}: AP50 "
-            f"{s['final']['AP50']['mean']:.3f} against {base['final']['AP50']['mean']:.3f}; "
-            f"difference paired by seed {difference_cell(diff)}."
+        seeds = s["paired_seeds"]
+        budget = (
+            f"on the CPU-sized built-in comparison ({settings['epochs']} epochs, seeds "
+            f"{', '.join(map(str, seeds)) or 'none in common with the baseline'})"
         )
+        word = {"better": "Supported", "worse": "Contradicted"}.get(s["verdict"], "Not shown")
+        line = f"- **CFSAM beats the baseline** (`{name}`): {word} {budget}: AP50 "
+        if seeds:
+            line += (
+                f"{statistics.fmean(s['final_ap50_by_seed'][k] for k in seeds):.3f} against "
+                f"{statistics.fmean(base['final_ap50_by_seed'][k] for k in seeds):.3f}; "
+            )
+        line += f"difference paired by seed {difference_cell(s['vs_baseline'])}."
         if others:
-            best = max(others, key=lambda n: others[n]["final"]["AP50"]["mean"])
+            gains = {n: _finite([o["vs_baseline"]["mean"]]) or [-1.0] for n, o in others.items()}
+            best = max(gains, key=gains.get)
             vs = paired_difference(s["final_ap50_by_seed"], others[best]["final_ap50_by_seed"])
             rel = {1: "above", -1: "below"}.get(_compare(vs), "no difference from")
             line += (
-                f" Against the best other module ({best}, AP50 "
-                f"{others[best]['final']['AP50']['mean']:.3f}): {rel} it, paired by seed "
-                f"{difference_cell(vs)}."
+                f" Against the other module furthest above the baseline ({best}): {rel} it, "
+                f"paired by seed {difference_cell(vs)}."
             )
         out.append(line)
         epochs, reach = len(s["curve"]), s["reaches_baseline_epoch"]

@@ -171,6 +171,21 @@ def test_verdicts_pair_runs_by_seed():
     assert "| +0.300 (1 seed) | single seed" in report.comparison_table(result)
 
 
+def test_a_variant_with_fewer_seeds_is_set_against_the_baseline_on_its_seeds():
+    runs = [_run("none", k, [0.3, 0.5, v]) for k, v in ((0, 0.60), (1, 0.70), (2, 0.80))]
+    runs.append(_run("cfsam", 0, [0.3, 0.62, 0.64]))
+    result = _result(runs, ["none", "cfsam"], [0, 1, 2])
+    summary = report.comparison_summary(result)
+    # Above seed 0's baseline (0.60) from epoch 2, though never at the 3-seed mean (0.70).
+    assert summary["cfsam"]["paired_seeds"] == [0]
+    assert summary["cfsam"]["reaches_baseline_epoch"] == 2
+    beats, faster, _ = report._comparison_claims(summary, result["settings"])
+    assert "(3 epochs, seeds 0): AP50 0.640 against 0.600; difference paired by seed +0.040" in (
+        beats
+    )
+    assert "epoch 2 of 3" in faster and "with one seed" in faster
+
+
 def test_single_seed_is_never_called_a_difference():
     runs = [_run("none", 0, [0.1, 0.2]), _run("cfsam", 0, [0.1, 0.9])]
     summary = report.comparison_summary(_result(runs, ["none", "cfsam"], [0]))
