@@ -861,14 +861,12 @@ def _comparison_claims(summary, settings):
             )
         line += f"difference paired by seed {difference_cell(s['vs_baseline'])}."
         if others:
-            gains = {n: _finite([o["vs_baseline"]["mean"]]) or [-1.0] for n, o in others.items()}
-            best = max(gains, key=gains.get)
-            vs = paired_difference(s["final_ap50_by_seed"], others[best]["final_ap50_by_seed"])
-            rel = {1: "above", -1: "below"}.get(_compare(vs), "no difference from")
-            line += (
-                f" Against the other module furthest above the baseline ({best}): {rel} it, "
-                f"paired by seed {difference_cell(vs)}."
-            )
+            parts = []
+            for other, o in others.items():
+                vs = paired_difference(s["final_ap50_by_seed"], o["final_ap50_by_seed"])
+                rel = {1: "above", -1: "below", 0: "no difference"}.get(_compare(vs), "")
+                parts.append(f"{other} {difference_cell(vs)}" + (f" ({rel})" if rel else ""))
+            line += " Against the other modules, paired by seed: " + "; ".join(parts) + "."
         out.append(line)
         epochs, reach = len(s["curve"]), s["reaches_baseline_epoch"]
         if reach is None or reach == epochs:
