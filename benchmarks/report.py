@@ -117,8 +117,8 @@ def comparison_summary(result):
 
     Returns:
         dict variant -> ``{"final": {metric: stats}, "curve": [mean AP50 per
-        epoch], "curve_stats": [AP50 stats per epoch], "ap50_by_seed": {seed:
-        [AP50 per epoch]}, "params", "attention", "attention_kwargs", "seeds",
+        epoch], "ap50_by_seed": {seed: [AP50 per epoch]}, "final_ap50_by_seed",
+        "params", "attention", "attention_kwargs", "seeds",
         "paired_seeds", "vs_baseline", "reaches_baseline_epoch", "verdict"}``.
         ``paired_seeds`` are the seeds the variant and the baseline both have,
         ``reaches_baseline_epoch`` is `reach_epoch` on them, ``vs_baseline`` is
@@ -134,11 +134,11 @@ def comparison_summary(result):
         if not runs:
             continue
         epochs = min(len(r["epochs"]) for r in runs)
-        curve_stats = [_stats([r["epochs"][i]["AP50"] for r in runs]) for i in range(epochs)]
         summary[name] = {
             "final": {m: _stats([r["final"][m] for r in runs]) for m in METRICS},
-            "curve": [st["mean"] for st in curve_stats],
-            "curve_stats": curve_stats,
+            "curve": [
+                _stats([r["epochs"][i]["AP50"] for r in runs])["mean"] for i in range(epochs)
+            ],
             "ap50_by_seed": {r["seed"]: [e["AP50"] for e in r["epochs"][:epochs]] for r in runs},
             "final_ap50_by_seed": {r["seed"]: r["final"]["AP50"] for r in runs},
             "params": runs[0]["params"],
