@@ -204,6 +204,10 @@ def demo_latency_ratios(cost_results):
     }
 
 
+def _signed(x):
+    return f"{round(x, 3) or 0.0:+.3f}"  # no "-0.000"
+
+
 def difference_cell(diff):
     """A `paired_difference` as a table cell: mean, 95% interval, seeds higher."""
     if diff is None:
@@ -211,10 +215,10 @@ def difference_cell(diff):
     if diff["n"] == 0:
         return "n/a"
     if diff["n"] == 1:
-        return f"{diff['mean']:+.3f} (1 seed)"
+        return f"{_signed(diff['mean'])} (1 seed)"
     return (
-        f"{diff['mean']:+.3f} ({diff['low']:+.3f} to {diff['high']:+.3f}); higher on "
-        f"{diff['above']} of {diff['n']}"
+        f"{_signed(diff['mean'])} ({_signed(diff['low'])} to {_signed(diff['high'])}); "
+        f"higher on {diff['above']} of {diff['n']}"
     )
 
 

@@ -169,6 +169,8 @@ def test_verdicts_pair_runs_by_seed():
     assert se["vs_baseline"]["n"] == 1 and se["vs_baseline"]["mean"] == pytest.approx(0.3)
     assert se["verdict"].startswith("single seed")
     assert "| +0.300 (1 seed) | single seed" in report.comparison_table(result)
+    tiny = {"n": 2, "mean": -0.0001, "low": -0.0004, "high": 0.0002, "above": 1}
+    assert report.difference_cell(tiny) == "+0.000 (+0.000 to +0.000); higher on 1 of 2"
 
 
 def test_a_variant_with_fewer_seeds_is_set_against_the_baseline_on_its_seeds():
