@@ -340,17 +340,24 @@ def run_grid(runs_dir, grid, settings, train, write=None):
     return [records[p] for p in grid if p in records]
 
 
-def write_result(out, dataset, config, records, missing, load_before):
+def write_result(out, dataset, config, records, missing, load_before, keep_machine=False):
     """Writes OUT/compare.json: the settings, the finished runs and the (variant, seed)
-    pairs not finished yet."""
+    pairs not finished yet. ``keep_machine`` keeps the machine entry (load averages) of
+    the compare.json it replaces, if any: `--collect` trains nothing, so its own load
+    would say nothing of the runs."""
+    path = os.path.join(out, "compare.json")
+    machine = None
+    if keep_machine and os.path.isfile(path):
+        with open(path) as f:
+            machine = json.load(f).get("machine")
     result = {
         "dataset": dataset,
         "settings": config,
         "runs": records,
         "missing": missing,
-        "machine": harness.machine(load_before),
+        "machine": machine or harness.machine(load_before),
     }
-    atomic_write_json(result, os.path.join(out, "compare.json"))
+    atomic_write_json(result, path)
 
 
 def main(argv=None):
@@ -392,7 +399,14 @@ def main(argv=None):
         grid,
         run_settings(args),
         None if args.collect else train,
-        functools.partial(write_result, args.out, args.dataset, config, load_before=load_before),
+        functools.partial(
+            write_result,
+            args.out,
+            args.dataset,
+            config,
+            load_before=load_before,
+            keep_machine=args.collect,
+        ),
     )
     print(
         f"wrote {os.path.join(args.out, 'compare.json')}; render it with "

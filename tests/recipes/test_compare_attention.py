@@ -98,10 +98,16 @@ def test_quick_comparison_end_to_end(tmp_path, monkeypatch):
     assert [r["variant"] for r in result["runs"]] == ["none"]
     assert result["missing"] == [{"variant": "cfsam", "seed": 0}]
     before = (out / "runs" / "none_seed0.json").stat().st_mtime_ns
-    (out / "compare.json").unlink()
+    # Collecting rewrites compare.json from the kept runs, with the load averages of the
+    # runs' invocation, not its own.
+    result["runs"], result["machine"]["cpu"] = [], "the training run's"
+    (out / "compare.json").write_text(json.dumps(result))
     assert compare_attention.main(["--quick", "--out", str(out), "--collect"]) == 0
     with open(out / "compare.json") as f:
-        assert json.load(f)["missing"] == [{"variant": "cfsam", "seed": 0}]
+        collected = json.load(f)
+    assert collected["missing"] == [{"variant": "cfsam", "seed": 0}]
+    assert [r["variant"] for r in collected["runs"]] == ["none"]
+    assert collected["machine"]["cpu"] == "the training run's"
     assert (out / "runs" / "none_seed0.json").stat().st_mtime_ns == before
 
     # Started again, the finished run is kept, not trained again, and the rest is run.
