@@ -272,6 +272,11 @@ def run_settings(args):
     return json.loads(json.dumps(kept))
 
 
+def run_path(runs_dir, name, seed):
+    """Where one (variant, seed)'s record is kept."""
+    return os.path.join(runs_dir, f"{name}_seed{seed}.json")
+
+
 def kept_run(runs_dir, name, seed, settings):
     """The record of one (variant, seed) that an earlier start kept in ``runs_dir``, or
     None when there is none.
@@ -280,7 +285,7 @@ def kept_run(runs_dir, name, seed, settings):
         ValueError: the kept run was made with other ``settings`` (`run_settings`),
             naming the file and the flags that differ.
     """
-    path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
+    path = run_path(runs_dir, name, seed)
     if not os.path.isfile(path):
         return None
     with open(path) as f:
@@ -328,7 +333,7 @@ def run_grid(runs_dir, grid, settings, train, write=None):
         if (name, seed) in records or train is None:
             continue
         record = dict(train(name, seed), settings=settings)
-        atomic_write_json(record, os.path.join(runs_dir, f"{name}_seed{seed}.json"))
+        atomic_write_json(record, run_path(runs_dir, name, seed))
         final = record["final"]
         print(
             f"{name} seed {seed}: AP50 {final['AP50']:.3f} AP {final['AP']:.3f} "
